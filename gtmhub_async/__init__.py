@@ -1,0 +1,1 @@
+"""Asyncio SDK for the Gtmhub (Quantive Results) KPI API."""

@@ -1,0 +1,211 @@
+"""The one private cattrs converter: snake_case models to camelCase JSON and back.
+
+Hooks are generated once per class (cattrs code generation), so structuring a
+``Kpi`` costs a few attribute look-ups, not reflection. Rules:
+
+- attribute ``owner_ids`` is ``ownerIds`` on the wire;
+- keys a model does not name are kept in its ``extra`` mapping on the way in, and
+  merged back into the body on the way out (so unknown fields survive an update);
+- ``UNSET`` fields are left out; a ``None`` whose default is ``None`` is left out
+  too (the API treats a missing optional field and null alike, and a request body
+  should not invent nulls); ``None`` on an ``UNSET``-default field sends null;
+- datetimes are always timezone-aware (a naive value from the server is UTC);
+- an enum field accepts values the enum does not know and keeps them as ``str``.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.preconf.orjson import make_converter
+
+from gtmhub_async.models import UNSET, Unset
+
+__all__ = ["camel", "converter", "structure", "unstructure"]
+
+T = TypeVar("T")
+
+#: Key under which the unknown fields travel into a generated structure function.
+_EXTRA_KEY = "\x00extra"
+
+
+def camel(name: str) -> str:
+    """Return the camelCase wire name of a snake_case attribute."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _structure_datetime(value: Any, _: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _unstructure_datetime(value: datetime) -> str:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.isoformat().replace("+00:00", "Z")
+
+
+def _structure_date(value: Any, _: Any) -> date:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a YYYY-MM-DD string, got {type(value).__name__}")
+    # Tolerate a full timestamp where a day is meant: the day is its first 10 characters.
+    return date.fromisoformat(value[:10])
+
+
+def _structure_id_tuple(value: Any, _: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list of ids, got {type(value).__name__}")
+    return tuple(str(item) for item in value)
+
+
+def _structure_mapping(value: Any, _: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _union_members(tp: Any) -> tuple[Any, ...]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return typing.get_args(tp)
+    return ()
+
+
+def _is_open_enum_union(tp: Any) -> bool:
+    members = _union_members(tp)
+    return str in members and any(
+        isinstance(m, type) and issubclass(m, enum.Enum) and m is not Unset for m in members
+    )
+
+
+def _make_open_enum_hook(tp: Any) -> Callable[[Any, Any], Any]:
+    members = _union_members(tp)
+    enum_type = next(
+        m for m in members if isinstance(m, type) and issubclass(m, enum.Enum) and m is not Unset
+    )
+    nullable = type(None) in members
+    by_value = {member.value: member for member in enum_type}
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string for {enum_type.__name__}, got {value!r}")
+        # An unknown value stays a plain str: a new server-side option must not break reads.
+        return by_value.get(value, value)
+
+    return structure
+
+
+def _is_unset_union(tp: Any) -> bool:
+    return Unset in _union_members(tp) and not _is_open_enum_union(tp)
+
+
+def _make_structure_factory(conv: cattrs.Converter) -> Callable[[type[Any]], Any]:
+    def factory(cl: type[Any]) -> Callable[[Any, Any], Any]:
+        fields = attrs.fields(cl)
+        has_extra = any(f.name == "extra" for f in fields)
+        overrides = {f.name: override(rename=camel(f.name)) for f in fields if f.name != "extra"}
+        if has_extra:
+            overrides["extra"] = override(rename=_EXTRA_KEY)
+        base = make_dict_structure_fn(
+            cl,
+            conv,
+            _cattrs_forbid_extra_keys=False,
+            _cattrs_detailed_validation=False,
+            **overrides,  # type: ignore[arg-type]  # cattrs types **kwargs as AttributeOverride only
+        )
+        known = frozenset(camel(f.name) for f in fields if f.name != "extra")
+        name = cl.__name__
+
+        def structure(data: Any, _: Any) -> Any:
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object for {name}, got {type(data).__name__}")
+            if has_extra:
+                extra = {k: v for k, v in data.items() if k not in known}
+                if extra:
+                    data = {**data, _EXTRA_KEY: extra}
+            return base(data, cl)
+
+        return structure
+
+    return factory
+
+
+def _make_unstructure_factory(conv: cattrs.Converter) -> Callable[[type[Any]], Any]:
+    def factory(cl: type[Any]) -> Callable[[Any], dict[str, Any]]:
+        fields = attrs.fields(cl)
+        has_extra = any(f.name == "extra" for f in fields)
+        overrides = {f.name: override(rename=camel(f.name)) for f in fields if f.name != "extra"}
+        if has_extra:
+            overrides["extra"] = override(omit=True)
+        base = make_dict_unstructure_fn(cl, conv, **overrides)  # type: ignore[arg-type]  # as above
+        droppable = frozenset(
+            camel(f.name) for f in fields if f.default is None or f.default is UNSET
+        )
+        # Only a None whose default is None is dropped; a None on an UNSET field sends null.
+        none_droppable = frozenset(camel(f.name) for f in fields if f.default is None)
+
+        def unstructure(obj: Any) -> dict[str, Any]:
+            out = base(obj)
+            if droppable:
+                out = {
+                    k: v
+                    for k, v in out.items()
+                    if not (v is UNSET or (v is None and k in none_droppable))
+                }
+            if has_extra and obj.extra:
+                return {**obj.extra, **out}
+            return out
+
+        return unstructure
+
+    return factory
+
+
+def _build() -> cattrs.Converter:
+    conv = make_converter()
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_unstructure_hook(datetime, _unstructure_datetime)
+    conv.register_structure_hook(date, _structure_date)
+    conv.register_unstructure_hook(date, date.isoformat)
+    # Generic aliases are not classes, so these two are matched by equality.
+    conv.register_structure_hook_func(lambda tp: tp == tuple[str, ...], _structure_id_tuple)
+    conv.register_structure_hook_func(lambda tp: tp == Mapping[str, Any], _structure_mapping)
+    conv.register_unstructure_hook(Unset, lambda value: value)
+    conv.register_structure_hook_factory(_is_open_enum_union, _make_open_enum_hook)
+
+    def structure_unset_union(value: Any, tp: Any) -> Any:
+        rest = tuple(m for m in _union_members(tp) if m is not Unset)
+        target: Any = rest[0] if len(rest) == 1 else typing.Union[rest]  # noqa: UP007 - built at run time
+        return conv.structure(value, target)
+
+    conv.register_structure_hook_func(_is_unset_union, structure_unset_union)
+    conv.register_structure_hook_factory(attrs.has, _make_structure_factory(conv))
+    conv.register_unstructure_hook_factory(attrs.has, _make_unstructure_factory(conv))
+    return conv
+
+
+#: The SDK's private converter. Users never need it; tests and tools may.
+converter: cattrs.Converter = _build()
+
+
+def structure(data: Any, cl: type[T]) -> T:
+    """Build a model of type ``cl`` from decoded JSON."""
+    return converter.structure(data, cl)
+
+
+def unstructure(obj: Any) -> Any:
+    """Turn a model into JSON-ready data with camelCase keys."""
+    return converter.unstructure(obj)

@@ -1,0 +1,265 @@
+"""Typed request and response models of the KPI API.
+
+The vendor publishes no JSON schemas for these endpoints. Fields marked [C] in a
+docstring are confirmed by public sources; the rest are inferred [I] from the
+product and the vendor's other endpoints. Every response model keeps the fields
+it does not name in ``extra`` and accepts values it does not know (an unknown
+aggregation stays a plain string), so a schema that differs from our inference
+degrades to less typing, never to a crash.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Final
+
+import attrs
+
+__all__ = [
+    "UNSET",
+    "Aggregation",
+    "CreateKpiRequest",
+    "Formatting",
+    "Kpi",
+    "KpiFormatting",
+    "KpiPage",
+    "KpiSnapshot",
+    "KpiSnapshotRequest",
+    "TargetOperator",
+    "Unset",
+    "UpdateKpiRequest",
+    "VirtualKpiGroup",
+    "check_object_id",
+]
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{24}\Z", re.IGNORECASE)
+
+
+def check_object_id(value: object, what: str = "id") -> str:
+    """Return ``value`` if it is a 24-hex-digit object id; raise ValueError or TypeError."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str of 24 hex digits, got {type(value).__name__}")
+    if not _OBJECT_ID.match(value):
+        raise ValueError(f"{what} must be 24 hex digits, got {value!r}")
+    return value
+
+
+def _object_id(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_object_id(value, attribute.name)
+
+
+def _object_ids(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is UNSET or value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"{attribute.name} must be a sequence of ids, not {type(value).__name__}")
+    for item in value:
+        check_object_id(item, f"each of {attribute.name}")
+
+
+def _id_tuple(value: Any) -> Any:
+    # A str is a Sequence too: tuple("5be2...") would split it into characters.
+    if value is UNSET or value is None or isinstance(value, str):
+        return value
+    return tuple(value) if isinstance(value, Sequence | set | frozenset) else value
+
+
+class Unset(enum.Enum):
+    """The type of ``UNSET``: a field that is not sent at all (``None`` sends null)."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: Marks an update field that is left out of the request body.
+UNSET: Final = Unset.UNSET
+
+
+class Aggregation(enum.StrEnum):
+    """How the snapshots of one day are combined ("summarize with" in the product) [I]."""
+
+    LAST = "last"
+    SUM = "sum"
+    AVG = "avg"
+
+
+class TargetOperator(enum.StrEnum):
+    """Whether more or less is better for a KPI [C: should_increase in a public script]."""
+
+    SHOULD_INCREASE = "should_increase"
+    SHOULD_DECREASE = "should_decrease"
+
+
+class Formatting(enum.StrEnum):
+    """How ``GET /v1/kpis/{id}`` renders a description [C]."""
+
+    MENTIONS_MARKUP = "mentionsMarkup"
+    PLAIN_TEXT = "plainText"
+
+
+class VirtualKpiGroup(enum.StrEnum):
+    """The two built-in virtual KPI groups [C]; their wire names are inferred [I]."""
+
+    MY_KPIS = "myKpis"
+    UNGROUPED = "ungrouped"
+
+
+def _extra() -> Any:
+    return attrs.field(factory=dict, repr=False, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class KpiFormatting:
+    """Display formatting of a KPI's value [C: prefix, suffix, fractionSize]."""
+
+    prefix: str = ""
+    suffix: str = ""
+    fraction_size: int = 0
+    extra: Mapping[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class Kpi:
+    """A KPI as the API returns it.
+
+    ``id`` and ``name`` are confirmed [C]; the other names follow the product's
+    fields and the vendor's other resources [I]. With a ``fields`` projection only
+    the projected fields are present, so everything but ``id`` is optional.
+    """
+
+    id: str
+    account_id: str | None = None
+    name: str | None = None
+    description: str | None = None
+    owner_ids: tuple[str, ...] = ()
+    aggregation: Aggregation | str | None = None
+    target_operator: TargetOperator | str | None = None
+    formatting: KpiFormatting | None = None
+    group_ids: tuple[str, ...] = ()
+    insight_id: str | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+    created_by_id: str | None = None
+    modified_by_id: str | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class KpiPage:
+    """One page of ``GET /v2/kpis`` ("kpisWithTotalCount"): ``items`` and ``totalCount`` [I]."""
+
+    items: list[Kpi]
+    total_count: int
+    extra: Mapping[str, Any] = _extra()
+
+
+def _finite(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{attribute.name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
+
+
+def _a_date(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise TypeError(f"{attribute.name} must be a datetime.date, got {type(value).__name__}")
+
+
+def _non_empty(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name} must be a str, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+@attrs.frozen(kw_only=True)
+class KpiSnapshotRequest:
+    """A value for one day of a KPI [C: group, value, timeZone]; ``description`` is [I].
+
+    ``group`` is the date the value belongs to. Several snapshots in one group are
+    combined by the KPI's aggregation, so posting one twice can change a sum.
+    """
+
+    group: date = attrs.field(validator=_a_date)
+    value: float = attrs.field(validator=_finite)
+    time_zone: str | None = None
+    description: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class KpiSnapshot:
+    """A stored snapshot as the API returns it; the shape is inferred [I]."""
+
+    id: str | None = None
+    kpi_id: str | None = None
+    group: date | None = None
+    value: float | None = None
+    time_zone: str | None = None
+    description: str | None = None
+    date_created: datetime | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class CreateKpiRequest:
+    """The body of ``POST /v1/kpis`` [C: name, ownerIds, aggregation, targetOperator, formatting].
+
+    ``description`` and ``groupIds`` are inferred [I]. ``extra`` is sent as is, for
+    fields this model does not name.
+    """
+
+    name: str = attrs.field(validator=_non_empty)
+    owner_ids: tuple[str, ...] = attrs.field(default=(), converter=_id_tuple, validator=_object_ids)
+    aggregation: Aggregation | str = Aggregation.LAST
+    target_operator: TargetOperator | str = TargetOperator.SHOULD_INCREASE
+    formatting: KpiFormatting | None = None
+    description: str | None = None
+    group_ids: tuple[str, ...] = attrs.field(default=(), converter=_id_tuple, validator=_object_ids)
+    extra: Mapping[str, Any] = _extra()
+
+
+def _unset_or(validator: Any) -> Any:
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not UNSET:
+            validator(inst, attribute, value)
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class UpdateKpiRequest:
+    """A partial update of a KPI: only the fields that are set are sent [C: PATCH semantics].
+
+    A field left ``UNSET`` is not sent; ``None`` sends null. ``extra`` is merged
+    into the body, for fields this model does not name (for example the unknown
+    fields of a ``Kpi`` you read, to send them back unchanged).
+    """
+
+    name: str | Unset = attrs.field(default=UNSET, validator=_unset_or(_non_empty))
+    description: str | None | Unset = UNSET
+    owner_ids: tuple[str, ...] | Unset = attrs.field(
+        default=UNSET, converter=_id_tuple, validator=_object_ids
+    )
+    aggregation: Aggregation | str | Unset = UNSET
+    target_operator: TargetOperator | str | Unset = UNSET
+    formatting: KpiFormatting | None | Unset = UNSET
+    group_ids: tuple[str, ...] | Unset = attrs.field(
+        default=UNSET, converter=_id_tuple, validator=_object_ids
+    )
+    extra: Mapping[str, Any] = _extra()
+
+    def is_empty(self) -> bool:
+        """Return True when the update would send an empty body."""
+        return not self.extra and all(
+            getattr(self, f.name) is UNSET for f in attrs.fields(type(self)) if f.name != "extra"
+        )
+

@@ -1,0 +1,331 @@
+"""The route table: every KPI endpoint of the API, declared as data.
+
+This module is the only place where an HTTP method or a path appears. Each row
+is a ``Route`` naming the method, the path template, the call's parameter class
+and how to read the answer. A parameter class is a frozen attrs class whose
+fields say where they go (``path``, ``query`` or ``body``) and under which wire
+name; its ``__init__`` is also the signature of the client method bound to the
+route (see ``resources.py``). A new endpoint is a new parameter class and a new
+row in ``ROUTES``; the table-driven tests pick it up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from typing import Any, Final, Generic, Literal, ParamSpec, TypeVar
+
+import attrs
+
+from gtmhub_async import converter
+from gtmhub_async.models import (
+    CreateKpiRequest,
+    Formatting,
+    Kpi,
+    KpiPage,
+    KpiSnapshot,
+    KpiSnapshotRequest,
+    UpdateKpiRequest,
+    VirtualKpiGroup,
+    check_object_id,
+)
+
+__all__ = ["MAX_PAGE_SIZE", "ROUTES", "Call", "Route"]
+
+P = ParamSpec("P")
+RespT = TypeVar("RespT")
+T = TypeVar("T")
+
+#: ``path``: into the path template; ``query``: a query parameter; ``body``: the
+#: value is the whole JSON body; ``json``: the value is one key of the JSON body.
+Where = Literal["path", "query", "body", "json"]
+
+#: Largest ``take`` the SDK sends to /v2/kpis. The API's own cap is not published;
+#: 500 is a conservative inference [I] that keeps one page's body small.
+MAX_PAGE_SIZE: Final = 500
+
+
+def _in(
+    where: Where,
+    wire: str | None = None,
+    *,
+    encode: Callable[[Any], Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Declare a parameter field: where it goes, its wire name, and how to encode a body."""
+    return attrs.field(metadata={"in": where, "wire": wire, "encode": encode}, **kwargs)
+
+
+def _object_id(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_object_id(value, attribute.name)
+
+
+def _optional_ids(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"{attribute.name} must be a sequence of ids, not {type(value).__name__}")
+    for item in value:
+        check_object_id(item, f"each of {attribute.name}")
+
+
+def _optional_date(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, date) or hasattr(value, "hour")):
+        raise TypeError(f"{attribute.name} must be a datetime.date, got {type(value).__name__}")
+
+
+def _non_empty_str(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name} must be a str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+def _optional_bool(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{attribute.name} must be a bool, got {type(value).__name__}")
+
+
+def _timeout(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"timeout must be a number of seconds, got {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"timeout must be positive, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Call:
+    """Parameters every call takes: a per-call ``timeout`` (seconds, the whole call's budget)."""
+
+    timeout: float | None = attrs.field(default=None, validator=_timeout)
+
+
+# --- Parameter classes, one per route -------------------------------------------------
+
+
+@attrs.frozen
+class GetInsightKpiUsages(Call):
+    """List the KPIs that use an insight."""
+
+    insight_id: str = _in("path", "id", validator=_object_id)
+
+
+@attrs.frozen
+class ListSnapshots(Call):
+    """Query KPI snapshots by KPI ids, group ids, virtual groups and dates."""
+
+    ids: Sequence[str] | None = _in("query", default=None, kw_only=True, validator=_optional_ids)
+    group_ids: Sequence[str] | None = _in(
+        "query", "groupIds", default=None, kw_only=True, validator=_optional_ids
+    )
+    ungrouped: bool | None = _in("query", default=None, kw_only=True, validator=_optional_bool)
+    my_kpis: bool | None = _in("query", "mykpis", default=None, kw_only=True,
+                               validator=_optional_bool)
+    time_zone: str | None = _in("query", "timeZone", default=None, kw_only=True)
+    group_by: str | None = _in("query", "groupBy", default=None, kw_only=True)
+    from_date: date | None = _in("query", "from", default=None, kw_only=True,
+                                 validator=_optional_date)
+    to_date: date | None = _in("query", "to", default=None, kw_only=True,
+                               validator=_optional_date)
+
+    def __attrs_post_init__(self) -> None:
+        if self.from_date is not None and self.to_date is not None:
+            if self.from_date > self.to_date:
+                raise ValueError(
+                    f"from_date {self.from_date} is after to_date {self.to_date}"
+                )
+
+
+def _take(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"take must be an int, got {type(value).__name__}")
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise ValueError(f"take must be between 1 and {MAX_PAGE_SIZE}, got {value}")
+
+
+def _skip(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"skip must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"skip must be 0 or more, got {value}")
+
+
+@attrs.frozen
+class ListKpisPage(Call):
+    """Read one page of KPIs with a Mongo-style filter, a sort and a projection [C]."""
+
+    filter: Mapping[str, Any] | str | None = _in("query", default=None, kw_only=True)
+    sort: Sequence[str] | str | None = _in("query", default=None, kw_only=True)
+    fields: Sequence[str] | str | None = _in("query", default=None, kw_only=True)
+    skip: int = _in("query", default=0, kw_only=True, validator=_skip)
+    take: int = _in("query", default=100, kw_only=True, validator=_take)
+
+
+@attrs.frozen
+class GetKpi(Call):
+    """Read one KPI by id."""
+
+    kpi_id: str = _in("path", "kpiId", validator=_object_id)
+    formatting: Formatting | None = _in("query", default=None, kw_only=True)
+
+
+@attrs.frozen
+class CreateKpi(Call):
+    """Create a KPI."""
+
+    kpi: CreateKpiRequest = _in("body", validator=attrs.validators.instance_of(CreateKpiRequest))
+
+
+@attrs.frozen
+class CreateSnapshot(Call):
+    """Add a snapshot (a value for one day) to a KPI."""
+
+    kpi_id: str = _in("path", "kpiId", validator=_object_id)
+    snapshot: KpiSnapshotRequest = _in(
+        "body", validator=attrs.validators.instance_of(KpiSnapshotRequest)
+    )
+
+
+@attrs.frozen(kw_only=True)
+class FavoriteVirtualGroup(Call):
+    """Add a virtual KPI group to, or remove it from, the user's favourites.
+
+    The body is undocumented; ``{"virtualGroup": ..., "favorite": ...}`` is inferred [I].
+    """
+
+    group: VirtualKpiGroup | str = _in("json", "virtualGroup", validator=_non_empty_str)
+    favorite: bool = _in("json", default=True, validator=attrs.validators.instance_of(bool))
+
+
+def _updates(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"updates must map KPI ids to UpdateKpiRequest, got {type(value).__name__}")
+    if not value:
+        raise ValueError("updates must not be empty")
+    for kpi_id, update in value.items():
+        check_object_id(kpi_id, "each KPI id in updates")
+        if not isinstance(update, UpdateKpiRequest):
+            raise TypeError(f"updates[{kpi_id!r}] must be an UpdateKpiRequest")
+
+
+def _bulk_body(updates: Mapping[str, UpdateKpiRequest]) -> list[dict[str, Any]]:
+    return [{"id": kpi_id, **converter.unstructure(u)} for kpi_id, u in updates.items()]
+
+
+@attrs.frozen
+class BulkUpdateKpis(Call):
+    """Update several KPIs in one request; the body is a list of ``{"id", ...changes}`` [I]."""
+
+    updates: Mapping[str, UpdateKpiRequest] = _in("body", encode=_bulk_body, validator=_updates)
+
+
+@attrs.frozen
+class UpdateKpi(Call):
+    """Change the given fields of a KPI (PATCH: the others stay as they are)."""
+
+    kpi_id: str = _in("path", "kpiId", validator=_object_id)
+    update: UpdateKpiRequest = _in("body", validator=attrs.validators.instance_of(UpdateKpiRequest))
+
+    def __attrs_post_init__(self) -> None:
+        if self.update.is_empty():
+            raise ValueError("update sets no field: nothing would change")
+
+
+@attrs.frozen
+class DeleteKpi(Call):
+    """Delete a KPI and its snapshots."""
+
+    kpi_id: str = _in("path", "kpiId", validator=_object_id)
+
+
+# --- How answers are read ------------------------------------------------------------
+
+
+def model(cl: type[T]) -> Callable[[Any], T]:
+    """Return a parser that structures decoded JSON into ``cl``."""
+
+    def parse(data: Any) -> T:
+        return converter.structure(data, cl)
+
+    parse.__qualname__ = f"model({cl.__name__})"
+    return parse
+
+
+def model_list(cl: type[T]) -> Callable[[Any], list[T]]:
+    """Return a parser for a JSON array of ``cl``, or an ``{"items": [...]}`` envelope [I]."""
+
+    def parse(data: Any) -> list[T]:
+        if isinstance(data, dict) and isinstance(data.get("items"), list):
+            data = data["items"]
+        if not isinstance(data, list):
+            raise TypeError(f"expected a JSON array of {cl.__name__}, got {type(data).__name__}")
+        return [converter.structure(item, cl) for item in data]
+
+    parse.__qualname__ = f"model_list({cl.__name__})"
+    return parse
+
+
+def no_content(data: Any) -> None:
+    """Ignore the body: the route answers with nothing worth reading."""
+    return None
+
+
+@attrs.frozen
+class Route(Generic[P, RespT]):
+    """One endpoint: method, path template, parameter class and answer parser."""
+
+    name: str
+    method: str
+    path: str
+    params: Callable[P, Call]
+    parse: Callable[[Any], RespT]
+    #: Whether sending it twice does the same as sending it once (retry rules).
+    idempotent: bool = attrs.field()
+
+    @idempotent.default
+    def _idempotent(self) -> bool:
+        return self.method != "POST"
+
+
+INSIGHT_KPI_USAGES: Final = Route(
+    "insights.kpi_usages", "GET", "/v1/insights/{id}/usages/kpis",
+    GetInsightKpiUsages, model_list(Kpi),
+)
+LIST_SNAPSHOTS: Final = Route(
+    "kpi_snapshots.list", "GET", "/v1/kpi-snapshots", ListSnapshots, model_list(KpiSnapshot)
+)
+LIST_KPIS_PAGE: Final = Route("kpis.list_page", "GET", "/v2/kpis", ListKpisPage, model(KpiPage))
+LIST_KPI_SNAPSHOTS: Final = Route(
+    "kpis.snapshots", "GET", "/v1/kpis/snapshots", ListSnapshots, model_list(KpiSnapshot)
+)
+GET_KPI: Final = Route("kpis.get", "GET", "/v1/kpis/{kpiId}", GetKpi, model(Kpi))
+CREATE_KPI: Final = Route("kpis.create", "POST", "/v1/kpis", CreateKpi, model(Kpi))
+CREATE_SNAPSHOT: Final = Route(
+    "kpis.create_snapshot", "POST", "/v1/kpis/{kpiId}/snapshots", CreateSnapshot,
+    model(KpiSnapshot),
+)
+FAVORITE_VIRTUAL_GROUP: Final = Route(
+    "users.favorite_kpi_virtual_group", "PUT", "/v1/users/kpi-virtual-group/favorite",
+    FavoriteVirtualGroup, no_content,
+)
+BULK_UPDATE_KPIS: Final = Route("kpis.bulk_update", "PATCH", "/v1/kpis", BulkUpdateKpis,
+                                no_content)
+UPDATE_KPI: Final = Route("kpis.update", "PATCH", "/v1/kpis/{kpiId}", UpdateKpi, model(Kpi))
+DELETE_KPI: Final = Route("kpis.delete", "DELETE", "/v1/kpis/{kpiId}", DeleteKpi, no_content)
+
+#: Every route, in the order of the vendor's reference page.
+ROUTES: Final[tuple[Route[..., Any], ...]] = (
+    INSIGHT_KPI_USAGES,
+    LIST_SNAPSHOTS,
+    LIST_KPIS_PAGE,
+    LIST_KPI_SNAPSHOTS,
+    GET_KPI,
+    CREATE_KPI,
+    CREATE_SNAPSHOT,
+    FAVORITE_VIRTUAL_GROUP,
+    BULK_UPDATE_KPIS,
+    UPDATE_KPI,
+    DELETE_KPI,
+)

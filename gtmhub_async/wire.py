@@ -1,0 +1,230 @@
+"""Pure functions: route + parameters -> HTTP request, HTTP answer -> model or error.
+
+Nothing here does I/O or knows about aiohttp, so all of it is testable without an
+event loop (the sans-I/O split of gidgethub).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import attrs
+import orjson
+
+from gtmhub_async import converter
+from gtmhub_async.errors import (
+    ApiError,
+    RateLimitError,
+    ResponseDecodeError,
+    error_for_status,
+    excerpt,
+)
+from gtmhub_async.routes import Call, Route, no_content
+
+__all__ = [
+    "PreparedRequest",
+    "build_request",
+    "encode_query_value",
+    "parse_response",
+    "parse_retry_after",
+]
+
+RespT = TypeVar("RespT")
+
+
+@attrs.frozen
+class PreparedRequest:
+    """Everything needed to send one call; ``path`` is relative to the API root."""
+
+    route_name: str
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    body: bytes | None
+    idempotent: bool
+    timeout: float | None = None
+
+    @property
+    def target(self) -> str:
+        """Return the path with its query string, as it appears in logs and errors."""
+        if not self.query:
+            return self.path
+        return f"{self.path}?{urlencode(self.query, safe=',')}"
+
+
+@attrs.frozen
+class _Slot:
+    attr: str
+    where: str
+    wire: str
+    encode: Callable[[Any], Any]
+
+
+@functools.cache
+def _plan(params_type: type[Call]) -> tuple[_Slot, ...]:
+    slots = []
+    for field in attrs.fields(params_type):
+        where = field.metadata.get("in")
+        if where is None:
+            continue
+        wire = field.metadata.get("wire") or converter.camel(field.name)
+        encode = field.metadata.get("encode") or converter.unstructure
+        slots.append(_Slot(field.name, where, wire, encode))
+    return tuple(slots)
+
+
+def encode_query_value(value: Any) -> str:
+    """Encode one query value: ``true``/``false``, ``YYYY-MM-DD``, comma lists, compact JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return orjson.dumps(value).decode()
+    if isinstance(value, Sequence):
+        return ",".join(encode_query_value(item) for item in value)
+    raise TypeError(f"cannot send a {type(value).__name__} as a query parameter")
+
+
+def build_request(route: Route[..., Any], params: Call) -> PreparedRequest:
+    """Place each parameter where its route says and encode the body as JSON."""
+    path_values: dict[str, str] = {}
+    query: list[tuple[str, str]] = []
+    body: Any = None
+    json_keys: dict[str, Any] = {}
+    for slot in _plan(type(params)):
+        value = getattr(params, slot.attr)
+        if slot.where == "path":
+            # Ids are validated already; quoting too means no value can change the route.
+            path_values[slot.wire] = quote(str(value), safe="")
+        elif value is None:
+            continue
+        elif slot.where == "query":
+            query.append((slot.wire, encode_query_value(value)))
+        elif slot.where == "body":
+            body = slot.encode(value)
+        else:
+            json_keys[slot.wire] = slot.encode(value)
+    if json_keys:
+        body = json_keys
+    return PreparedRequest(
+        route_name=route.name,
+        method=route.method,
+        path=route.path.format_map(path_values) if path_values else route.path,
+        query=tuple(query),
+        body=None if body is None else orjson.dumps(body),
+        idempotent=route.idempotent,
+        timeout=params.timeout,
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Read a Retry-After header, in seconds or as an HTTP date, as seconds from now."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lower = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lower), None)
+    return value
+
+
+def _error_message(data: Any, raw: bytes) -> str:
+    if isinstance(data, dict):
+        for key in ("message", "error_description", "error", "title", "detail"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return excerpt(value)
+    return excerpt(raw) or "(empty body)"
+
+
+def api_error(
+    status: int, headers: Mapping[str, str], body: bytes, *, method: str, url: str
+) -> ApiError:
+    """Build the exception that stands for a non-2xx answer."""
+    try:
+        data: Any = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        data = excerpt(body)
+    cls = error_for_status(status)
+    message = _error_message(data, body)
+    if 300 <= status < 400:
+        message = f"unexpected redirect to {_header(headers, 'Location') or '?'}; not followed"
+    kwargs: dict[str, Any] = {
+        "body": data,
+        "method": method,
+        "url": url,
+        "request_id": _header(headers, "X-Request-Id"),
+    }
+    if cls is RateLimitError:
+        return RateLimitError(
+            status, message, retry_after=parse_retry_after(_header(headers, "Retry-After")),
+            **kwargs,
+        )
+    return cls(status, message, **kwargs)
+
+
+def parse_response(
+    route: Route[..., RespT],
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str = "",
+    url: str = "",
+) -> RespT:
+    """Turn an answer into the route's model, or raise the matching GtmhubError."""
+    if not 200 <= status < 300:
+        raise api_error(status, headers, body, method=method, url=url)
+    if route.parse is no_content:
+        return route.parse(None)
+    if not body.strip():
+        raise ResponseDecodeError(
+            f"empty {status} body where {route.name} expects JSON", body=body, status=status,
+            method=method, url=url,
+        )
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ResponseDecodeError(
+            f"the {status} body of {route.name} is not JSON ({exc})", body=body, status=status,
+            method=method, url=url,
+        ) from None
+    try:
+        return route.parse(data)
+    except Exception as exc:  # cattrs, a validator or a hook: any of them means "wrong shape"
+        reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ResponseDecodeError(
+            f"the body of {route.name} does not have the expected shape: {reason}",
+            body=body, status=status, method=method, url=url,
+        ) from exc
