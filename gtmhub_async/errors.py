@@ -108,8 +108,9 @@ class ConflictError(ApiError):
 class RateLimitError(ApiError):
     """Raise for HTTP 429 when the call cannot wait out the throttling."""
 
-    def __init__(self, status: int, message: str, *, retry_after: float | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, status: int, message: str, *, retry_after: float | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(status, message, **kwargs)
         self.retry_after = retry_after
 
@@ -138,17 +139,34 @@ class DeadlineExceededError(TransportError):
 class UnknownOutcomeError(TransportError):
     """Raise when a write may have been applied: it was sent, but no answer came back."""
 
-    def __init__(self, message: str, *, method: str = "", url: str = "",
-                 request: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        url: str = "",
+        request: Any = None,
+        response_error: ApiError | None = None,
+    ) -> None:
         super().__init__(message, method=method, url=url)
+        #: The prepared request (method, path, query, body) that may have been applied.
         self.request = request
+        #: The 5xx answer that left the outcome unknown, if the server answered at all.
+        self.response_error = response_error
 
 
 class ResponseDecodeError(GtmhubError):
     """Raise when a 2xx body is not what the endpoint's model expects."""
 
-    def __init__(self, message: str, *, body: bytes | str | None = None, status: int = 200,
-                 method: str = "", url: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        body: bytes | str | None = None,
+        status: int = 200,
+        method: str = "",
+        url: str = "",
+    ) -> None:
         self.body_excerpt = excerpt(body)
         self.status = status
         self.method = method

@@ -218,12 +218,16 @@ class CreateKpiRequest:
     """
 
     name: str = attrs.field(validator=_non_empty)
-    owner_ids: tuple[str, ...] = attrs.field(default=(), converter=_id_tuple, validator=_object_ids)
+    owner_ids: tuple[str, ...] = attrs.field(
+        default=(), converter=_id_tuple, validator=_object_ids
+    )
     aggregation: Aggregation | str = Aggregation.LAST
     target_operator: TargetOperator | str = TargetOperator.SHOULD_INCREASE
     formatting: KpiFormatting | None = None
     description: str | None = None
-    group_ids: tuple[str, ...] = attrs.field(default=(), converter=_id_tuple, validator=_object_ids)
+    group_ids: tuple[str, ...] = attrs.field(
+        default=(), converter=_id_tuple, validator=_object_ids
+    )
     extra: Mapping[str, Any] = _extra()
 
 
@@ -245,13 +249,13 @@ class UpdateKpiRequest:
     """
 
     name: str | Unset = attrs.field(default=UNSET, validator=_unset_or(_non_empty))
-    description: str | None | Unset = UNSET
+    description: str | Unset | None = UNSET
     owner_ids: tuple[str, ...] | Unset = attrs.field(
         default=UNSET, converter=_id_tuple, validator=_object_ids
     )
     aggregation: Aggregation | str | Unset = UNSET
     target_operator: TargetOperator | str | Unset = UNSET
-    formatting: KpiFormatting | None | Unset = UNSET
+    formatting: KpiFormatting | Unset | None = UNSET
     group_ids: tuple[str, ...] | Unset = attrs.field(
         default=UNSET, converter=_id_tuple, validator=_object_ids
     )
@@ -262,4 +266,3 @@ class UpdateKpiRequest:
         return not self.extra and all(
             getattr(self, f.name) is UNSET for f in attrs.fields(type(self)) if f.name != "extra"
         )
-

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import attrs
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "RetryQuota"]
 
 
 def _non_negative(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -34,3 +35,51 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = attrs.field(
         default=frozenset({429, 500, 502, 503, 504}), converter=frozenset
     )
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Return the full-jitter delay before retry number ``attempt`` (1 for the first)."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return rng.uniform(0.0, ceiling)
+
+    def retries_status(self, status: int, *, idempotent: bool, retry_after: float | None) -> bool:
+        """Say whether an answer with ``status`` may be sent again.
+
+        A write (POST) is resent only after a 429 or a 503 that carries Retry-After:
+        both say the server refused the request before doing anything. After a 500,
+        502 or 504 it may have been applied, and a resent snapshot would be summed twice.
+        """
+        if status not in self.retry_statuses:
+            return False
+        if idempotent:
+            return True
+        return status == 429 or (status == 503 and retry_after is not None)
+
+
+@attrs.define
+class RetryQuota:
+    """A retry budget shared by a client, so that an outage cannot become a retry storm.
+
+    The numbers are botocore's standard mode: each retry costs 5 tokens (10 after a
+    timeout), each success gives 1 back, and the bucket holds 500.
+    """
+
+    capacity: int = 500
+    retry_cost: int = 5
+    timeout_cost: int = 10
+    available: int = attrs.field()
+
+    @available.default
+    def _full(self) -> int:
+        return self.capacity
+
+    def take(self, *, timed_out: bool) -> int:
+        """Take the cost of one retry and return it, or 0 when the quota is spent."""
+        cost = self.timeout_cost if timed_out else self.retry_cost
+        if cost > self.available:
+            return 0
+        self.available -= cost
+        return cost
+
+    def give_back(self, amount: int = 1) -> None:
+        """Return tokens after a success."""
+        self.available = min(self.capacity, self.available + amount)

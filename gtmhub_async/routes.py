@@ -121,21 +121,19 @@ class ListSnapshots(Call):
         "query", "groupIds", default=None, kw_only=True, validator=_optional_ids
     )
     ungrouped: bool | None = _in("query", default=None, kw_only=True, validator=_optional_bool)
-    my_kpis: bool | None = _in("query", "mykpis", default=None, kw_only=True,
-                               validator=_optional_bool)
+    my_kpis: bool | None = _in(
+        "query", "mykpis", default=None, kw_only=True, validator=_optional_bool
+    )
     time_zone: str | None = _in("query", "timeZone", default=None, kw_only=True)
     group_by: str | None = _in("query", "groupBy", default=None, kw_only=True)
-    from_date: date | None = _in("query", "from", default=None, kw_only=True,
-                                 validator=_optional_date)
-    to_date: date | None = _in("query", "to", default=None, kw_only=True,
-                               validator=_optional_date)
+    from_date: date | None = _in(
+        "query", "from", default=None, kw_only=True, validator=_optional_date
+    )
+    to_date: date | None = _in("query", "to", default=None, kw_only=True, validator=_optional_date)
 
     def __attrs_post_init__(self) -> None:
-        if self.from_date is not None and self.to_date is not None:
-            if self.from_date > self.to_date:
-                raise ValueError(
-                    f"from_date {self.from_date} is after to_date {self.to_date}"
-                )
+        if self.from_date and self.to_date and self.from_date > self.to_date:
+            raise ValueError(f"from_date {self.from_date} is after to_date {self.to_date}")
 
 
 def _take(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -201,7 +199,9 @@ class FavoriteVirtualGroup(Call):
 
 def _updates(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Mapping):
-        raise TypeError(f"updates must map KPI ids to UpdateKpiRequest, got {type(value).__name__}")
+        raise TypeError(
+            f"updates must map KPI ids to UpdateKpiRequest, got {type(value).__name__}"
+        )
     if not value:
         raise ValueError("updates must not be empty")
     for kpi_id, update in value.items():
@@ -226,7 +226,9 @@ class UpdateKpi(Call):
     """Change the given fields of a KPI (PATCH: the others stay as they are)."""
 
     kpi_id: str = _in("path", "kpiId", validator=_object_id)
-    update: UpdateKpiRequest = _in("body", validator=attrs.validators.instance_of(UpdateKpiRequest))
+    update: UpdateKpiRequest = _in(
+        "body", validator=attrs.validators.instance_of(UpdateKpiRequest)
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.update.is_empty():
@@ -290,8 +292,11 @@ class Route(Generic[P, RespT]):
 
 
 INSIGHT_KPI_USAGES: Final = Route(
-    "insights.kpi_usages", "GET", "/v1/insights/{id}/usages/kpis",
-    GetInsightKpiUsages, model_list(Kpi),
+    "insights.kpi_usages",
+    "GET",
+    "/v1/insights/{id}/usages/kpis",
+    GetInsightKpiUsages,
+    model_list(Kpi),
 )
 LIST_SNAPSHOTS: Final = Route(
     "kpi_snapshots.list", "GET", "/v1/kpi-snapshots", ListSnapshots, model_list(KpiSnapshot)
@@ -303,15 +308,22 @@ LIST_KPI_SNAPSHOTS: Final = Route(
 GET_KPI: Final = Route("kpis.get", "GET", "/v1/kpis/{kpiId}", GetKpi, model(Kpi))
 CREATE_KPI: Final = Route("kpis.create", "POST", "/v1/kpis", CreateKpi, model(Kpi))
 CREATE_SNAPSHOT: Final = Route(
-    "kpis.create_snapshot", "POST", "/v1/kpis/{kpiId}/snapshots", CreateSnapshot,
+    "kpis.create_snapshot",
+    "POST",
+    "/v1/kpis/{kpiId}/snapshots",
+    CreateSnapshot,
     model(KpiSnapshot),
 )
 FAVORITE_VIRTUAL_GROUP: Final = Route(
-    "users.favorite_kpi_virtual_group", "PUT", "/v1/users/kpi-virtual-group/favorite",
-    FavoriteVirtualGroup, no_content,
+    "users.favorite_kpi_virtual_group",
+    "PUT",
+    "/v1/users/kpi-virtual-group/favorite",
+    FavoriteVirtualGroup,
+    no_content,
 )
-BULK_UPDATE_KPIS: Final = Route("kpis.bulk_update", "PATCH", "/v1/kpis", BulkUpdateKpis,
-                                no_content)
+BULK_UPDATE_KPIS: Final = Route(
+    "kpis.bulk_update", "PATCH", "/v1/kpis", BulkUpdateKpis, no_content
+)
 UPDATE_KPI: Final = Route("kpis.update", "PATCH", "/v1/kpis/{kpiId}", UpdateKpi, model(Kpi))
 DELETE_KPI: Final = Route("kpis.delete", "DELETE", "/v1/kpis/{kpiId}", DeleteKpi, no_content)
 

@@ -7,7 +7,6 @@ event loop (the sans-I/O split of gidgethub).
 from __future__ import annotations
 
 import enum
-import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -67,8 +66,14 @@ class _Slot:
     encode: Callable[[Any], Any]
 
 
-@functools.cache
+_PLANS: dict[type[Call], tuple[_Slot, ...]] = {}
+
+
 def _plan(params_type: type[Call]) -> tuple[_Slot, ...]:
+    """Return, once per parameter class, where each of its fields goes."""
+    plan = _PLANS.get(params_type)
+    if plan is not None:
+        return plan
     slots = []
     for field in attrs.fields(params_type):
         where = field.metadata.get("in")
@@ -77,7 +82,8 @@ def _plan(params_type: type[Call]) -> tuple[_Slot, ...]:
         wire = field.metadata.get("wire") or converter.camel(field.name)
         encode = field.metadata.get("encode") or converter.unstructure
         slots.append(_Slot(field.name, where, wire, encode))
-    return tuple(slots)
+    plan = _PLANS[params_type] = tuple(slots)
+    return plan
 
 
 def encode_query_value(value: Any) -> str:
@@ -188,7 +194,9 @@ def api_error(
     }
     if cls is RateLimitError:
         return RateLimitError(
-            status, message, retry_after=parse_retry_after(_header(headers, "Retry-After")),
+            status,
+            message,
+            retry_after=parse_retry_after(_header(headers, "Retry-After")),
             **kwargs,
         )
     return cls(status, message, **kwargs)
@@ -210,15 +218,21 @@ def parse_response(
         return route.parse(None)
     if not body.strip():
         raise ResponseDecodeError(
-            f"empty {status} body where {route.name} expects JSON", body=body, status=status,
-            method=method, url=url,
+            f"empty {status} body where {route.name} expects JSON",
+            body=body,
+            status=status,
+            method=method,
+            url=url,
         )
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ResponseDecodeError(
-            f"the {status} body of {route.name} is not JSON ({exc})", body=body, status=status,
-            method=method, url=url,
+            f"the {status} body of {route.name} is not JSON ({exc})",
+            body=body,
+            status=status,
+            method=method,
+            url=url,
         ) from None
     try:
         return route.parse(data)
@@ -226,5 +240,8 @@ def parse_response(
         reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ResponseDecodeError(
             f"the body of {route.name} does not have the expected shape: {reason}",
-            body=body, status=status, method=method, url=url,
+            body=body,
+            status=status,
+            method=method,
+            url=url,
         ) from exc

@@ -1,0 +1,271 @@
+"""One call, end to end: deadline, rate limiter, retries, transport, parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from typing import TypeVar
+
+import aiohttp
+import attrs
+
+from gtmhub_async.errors import (
+    ApiError,
+    DeadlineExceededError,
+    GtmhubError,
+    TransportError,
+    UnknownOutcomeError,
+)
+from gtmhub_async.limits import Limiter
+from gtmhub_async.retry import RetryPolicy, RetryQuota
+from gtmhub_async.routes import Call, Route
+from gtmhub_async.transport import Answer, SendFailure, send_once
+from gtmhub_async.wire import (
+    PreparedRequest,
+    api_error,
+    build_request,
+    parse_response,
+    parse_retry_after,
+)
+
+__all__ = ["ClientStats", "Session"]
+
+logger = logging.getLogger("gtmhub_async")
+
+RespT = TypeVar("RespT")
+
+#: Longest wait for a TCP connection (or a free pooled one) in one attempt.
+CONNECT_TIMEOUT = 10.0
+
+
+@attrs.define
+class ClientStats:
+    """Counters of what a client did, for dashboards and the demo's summary."""
+
+    calls: int = 0
+    attempts: int = 0
+    retries: int = 0
+    throttled: int = 0
+    server_errors: int = 0
+    transport_errors: int = 0
+
+
+class Session:
+    """Send calls for one open client: owns no connection, only the rules around them."""
+
+    __slots__ = (
+        "_base_url",
+        "_headers",
+        "_http",
+        "_limiter",
+        "_quota",
+        "_retry",
+        "_rng",
+        "_timeout",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        headers: Mapping[str, str],
+        limiter: Limiter | None,
+        retry: RetryPolicy,
+        timeout: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url
+        self._headers = dict(headers)
+        self._limiter = limiter
+        self._retry = retry
+        self._timeout = timeout
+        self._quota = RetryQuota()
+        self._rng = rng or random.Random()
+        self.stats = ClientStats()
+
+    async def call(self, route: Route[..., RespT], params: Call) -> RespT:
+        """Send a call within its time budget, retrying only what may be sent again."""
+        prepared = build_request(route, params)
+        self.stats.calls += 1
+        loop = asyncio.get_running_loop()
+        budget = prepared.timeout if prepared.timeout is not None else self._timeout
+        deadline = loop.time() + budget
+        attempt = 0
+        in_flight = False
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    if self._limiter is not None:
+                        await self._limiter.acquire()
+                    attempt += 1
+                    self.stats.attempts += 1
+                    in_flight = True
+                    answer = await self._attempt(prepared, deadline - loop.time())
+                    in_flight = False
+                    delay = await self._next_delay(prepared, answer, attempt, deadline)
+                    if delay is None:
+                        assert isinstance(answer, Answer)
+                        return parse_response(
+                            route,
+                            answer.status,
+                            answer.headers,
+                            answer.body,
+                            method=prepared.method,
+                            url=self._url(prepared),
+                        )
+                    self.stats.retries += 1
+                    logger.info(
+                        "retrying %s %s (attempt %d of %d) in %.2f s",
+                        prepared.method,
+                        prepared.path,
+                        attempt + 1,
+                        self._retry.max_attempts,
+                        delay,
+                    )
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+        except TimeoutError:
+            if in_flight and not prepared.idempotent:
+                raise self._unknown(
+                    prepared,
+                    attempt,
+                    "the call's time budget ran out "
+                    f"after {budget:g} s while the request was in flight",
+                ) from None
+            error = DeadlineExceededError(
+                f"{prepared.method} {prepared.path} did not complete within its time budget "
+                f"of {budget:g} s ({attempt} attempt{'s' if attempt != 1 else ''})",
+                method=prepared.method,
+                url=self._url(prepared),
+            )
+            error.attempts = attempt
+            raise error from None
+        except GtmhubError as exc:
+            exc.attempts = attempt
+            raise
+
+    async def _attempt(self, prepared: PreparedRequest, remaining: float) -> Answer | SendFailure:
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=min(remaining, CONNECT_TIMEOUT), sock_read=remaining
+        )
+        try:
+            return await send_once(
+                self._http,
+                prepared.method,
+                self._url(prepared),
+                query=prepared.query,
+                headers=self._headers,
+                body=prepared.body,
+                client_timeout=timeout,
+            )
+        except SendFailure as failure:
+            self.stats.transport_errors += 1
+            return failure
+
+    async def _next_delay(
+        self,
+        prepared: PreparedRequest,
+        answer: Answer | SendFailure,
+        attempt: int,
+        deadline: float,
+    ) -> float | None:
+        """Return how long to wait before the next attempt, None to stop, or raise."""
+        policy = self._retry
+        if isinstance(answer, SendFailure):
+            if not (prepared.idempotent or answer.never_sent):
+                raise self._unknown(
+                    prepared,
+                    attempt,
+                    f"the connection failed after the request was sent ({answer})",
+                ) from answer.cause
+            if attempt >= policy.max_attempts or not self._quota.take(timed_out=answer.timed_out):
+                raise self._transport_error(prepared, answer, attempt) from answer.cause
+            return policy.backoff(attempt, self._rng)
+
+        status = answer.status
+        retry_after = None
+        if status in (429, 503):
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+        if self._limiter is not None:
+            await self._limiter.on_response(status, retry_after)
+        if status < 400:
+            self._quota.give_back()
+            return None
+        if status == 429:
+            self.stats.throttled += 1
+        elif status >= 500:
+            self.stats.server_errors += 1
+        if not policy.retries_status(
+            status, idempotent=prepared.idempotent, retry_after=retry_after
+        ):
+            if status >= 500 and not prepared.idempotent:
+                raise self._unknown(
+                    prepared,
+                    attempt,
+                    f"the server answered {status}",
+                    cause=self._api_error(prepared, answer),
+                )
+            return None
+        if attempt >= policy.max_attempts:
+            return None
+        if retry_after is not None:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if retry_after > policy.max_retry_after or retry_after > remaining:
+                error = self._api_error(prepared, answer)
+                limit = min(policy.max_retry_after, remaining)
+                error.message += (
+                    f" (Retry-After {retry_after:g} s is longer than the {limit:.3g} s "
+                    "this call may still wait)"
+                )
+                raise error
+            # With a limiter, its shared gate makes every coroutine wait out the
+            # Retry-After once; sleeping here too would wait twice.
+            return 0.0 if self._limiter is not None else retry_after
+        if not self._quota.take(timed_out=False):
+            return None
+        return policy.backoff(attempt, self._rng)
+
+    def _url(self, prepared: PreparedRequest) -> str:
+        return self._base_url + prepared.path
+
+    def _api_error(self, prepared: PreparedRequest, answer: Answer) -> ApiError:
+        return api_error(
+            answer.status,
+            answer.headers,
+            answer.body,
+            method=prepared.method,
+            url=self._url(prepared),
+        )
+
+    def _unknown(
+        self, prepared: PreparedRequest, attempt: int, why: str, cause: ApiError | None = None
+    ) -> UnknownOutcomeError:
+        error = UnknownOutcomeError(
+            f"{prepared.method} {prepared.path} may have been applied: {why}. It was not "
+            "sent again, because sending it twice could apply it twice; check the server "
+            "before retrying it yourself",
+            method=prepared.method,
+            url=self._url(prepared),
+            request=prepared,
+            response_error=cause,
+        )
+        error.attempts = attempt
+        error.__cause__ = cause
+        return error
+
+    def _transport_error(
+        self, prepared: PreparedRequest, failure: SendFailure, attempt: int
+    ) -> TransportError:
+        error = TransportError(
+            f"{prepared.method} {prepared.path} failed after {attempt} attempt"
+            f"{'s' if attempt != 1 else ''}: {type(failure.cause).__name__}: {failure}",
+            method=prepared.method,
+            url=self._url(prepared),
+        )
+        error.attempts = attempt
+        return error

@@ -1,0 +1,63 @@
+"""The aiohttp layer: send one HTTP request, read the whole answer, classify failures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+import attrs
+from multidict import CIMultiDictProxy
+
+__all__ = ["Answer", "SendFailure", "send_once"]
+
+
+@attrs.frozen
+class Answer:
+    """A complete HTTP answer."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+
+class SendFailure(Exception):
+    """Wrap a transport failure and say whether the request can have reached the server."""
+
+    def __init__(self, cause: BaseException, *, never_sent: bool, timed_out: bool) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.cause = cause
+        self.never_sent = never_sent
+        self.timed_out = timed_out
+
+
+async def send_once(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    query: tuple[tuple[str, str], ...],
+    headers: Mapping[str, str],
+    body: bytes | None,
+    client_timeout: aiohttp.ClientTimeout,
+) -> Answer:
+    """Send one request; raise SendFailure when no complete answer came back."""
+    try:
+        async with http.request(
+            method,
+            url,
+            params=query or None,
+            data=body,
+            headers=headers,
+            timeout=client_timeout,
+            # Redirects are never followed: they would carry the credentials to another host.
+            allow_redirects=False,
+        ) as resp:
+            return Answer(resp.status, resp.headers, await resp.read())
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        # Connecting failed, or no connection was free in time: not one byte left.
+        raise SendFailure(
+            exc, never_sent=True, timed_out=isinstance(exc, aiohttp.ConnectionTimeoutError)
+        ) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # Reset, disconnect or read timeout after the request may have gone out.
+        raise SendFailure(exc, never_sent=False, timed_out=isinstance(exc, TimeoutError)) from exc

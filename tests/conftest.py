@@ -1,0 +1,31 @@
+"""Shared test set-up."""
+
+from __future__ import annotations
+
+import inspect
+import types
+from typing import Any
+
+import aioresponses.core
+from aiohttp import ClientResponse
+
+
+def _teach_aioresponses_aiohttp_3_14() -> None:
+    """Let aioresponses 0.7.x build responses under aiohttp 3.14.
+
+    aiohttp 3.14 (a security release) added a required ``stream_writer`` argument to
+    ``ClientResponse``; aioresponses does not pass it yet (pnuckowski/aioresponses#289).
+    A mocked response was never written by a real writer, so its output size is 0.
+    """
+    if "stream_writer" not in inspect.signature(ClientResponse.__init__).parameters:
+        return
+
+    class _Response(ClientResponse):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
+            super().__init__(*args, **kwargs)
+
+    aioresponses.core.ClientResponse = _Response  # type: ignore[misc]  # test-only shim, see above
+
+
+_teach_aioresponses_aiohttp_3_14()
