@@ -179,7 +179,7 @@ def test_regions() -> None:
         "https://app.us.gtmhub.com/api"
     )
     assert Region.EU.base_url(legacy=True) == "https://app.gtmhub.com/api"
-    with pytest.raises(ValueError, match="no legacy gtmhub.com host is known for region 'au'"):
+    with pytest.raises(ValueError, match=r"no legacy gtmhub.com host is known for region 'au'"):
         Region.AU.base_url(legacy=True)
     with pytest.raises(ValueError, match="unknown region 'mars'; known regions: eu, us"):
         GtmhubClient.for_region("mars", TOKEN, ACCOUNT)

@@ -71,7 +71,7 @@ async def test_get_gives_up_after_max_attempts_with_the_last_error() -> None:
     with aioresponses() as mocked:
         mocked.add(ANY, "GET", status=503, repeat=True, body=b'{"message": "down"}')
         async with client(retry=RetryPolicy(max_attempts=3, backoff_base=0.0)) as c:
-            with pytest.raises(ServerError, match="HTTP 503 .*: down") as info:
+            with pytest.raises(ServerError, match=r"HTTP 503 .*: down") as info:
                 await c.kpis.get(KPI_ID)
     assert info.value.attempts == 3
     assert sent(mocked) == 3
@@ -226,7 +226,7 @@ async def test_the_time_budget_covers_the_whole_call() -> None:
     with aioresponses() as mocked:
         mocked.add(ANY, "GET", callback=stall)
         async with client(timeout=30.0) as c:
-            with pytest.raises(DeadlineExceededError, match="time budget of 0.05 s") as info:
+            with pytest.raises(DeadlineExceededError, match=r"time budget of 0.05 s") as info:
                 await c.kpis.get(KPI_ID, timeout=0.05)
     assert info.value.attempts == 1
 

@@ -146,7 +146,7 @@ BAD_BODIES: list[tuple[int, bytes, str]] = [
 
 @pytest.mark.parametrize(("status", "body", "message"), BAD_BODIES)
 def test_bad_2xx_bodies_raise_decode_errors(status: int, body: bytes, message: str) -> None:
-    with pytest.raises(ResponseDecodeError, match="kpis.get") as info:
+    with pytest.raises(ResponseDecodeError, match=r"kpis\.get") as info:
         parse_response(GET_KPI, status, {}, body, method="GET", url="https://x/api/v1/kpis/1")
     assert message in str(info.value)
     assert "(GET https://x/api/v1/kpis/1)" in str(info.value)
