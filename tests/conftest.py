@@ -8,6 +8,11 @@ from typing import Any
 
 import aioresponses.core
 from aiohttp import ClientResponse
+from hypothesis import settings
+
+# Property tests draw the same examples on every run: a failure is reproducible, never flaky.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.load_profile("deterministic")
 
 
 def _teach_aioresponses_aiohttp_3_14() -> None:
