@@ -1,4 +1,4 @@
-"""Property tests: models round-trip, unknown fields survive, any body is a model or a clear error."""
+"""Property tests: models round-trip, unknown fields survive, any body is a model or an error."""
 
 from __future__ import annotations
 
