@@ -52,6 +52,15 @@ class ClientStats:
     transport_errors: int = 0
 
 
+@attrs.define
+class _CallState:
+    """Where one call stands: attempts made, retry quota spent, whether a request is out."""
+
+    attempt: int = 0
+    spent: int = 0
+    in_flight: bool = False
+
+
 class Session:
     """Send calls for one open client: owns no connection, only the rules around them."""
 
@@ -95,19 +104,18 @@ class Session:
         loop = asyncio.get_running_loop()
         budget = prepared.timeout if prepared.timeout is not None else self._timeout
         deadline = loop.time() + budget
-        attempt = 0
-        in_flight = False
+        state = _CallState()
         try:
             async with asyncio.timeout_at(deadline):
                 while True:
                     if self._limiter is not None:
                         await self._limiter.acquire()
-                    attempt += 1
+                    state.attempt += 1
                     self.stats.attempts += 1
-                    in_flight = True
+                    state.in_flight = True
                     answer = await self._attempt(prepared, deadline - loop.time())
-                    in_flight = False
-                    delay = await self._next_delay(prepared, answer, attempt, deadline)
+                    state.in_flight = False
+                    delay = await self._next_delay(prepared, answer, state, deadline)
                     if delay is None:
                         assert isinstance(answer, Answer)
                         return parse_response(
@@ -123,14 +131,15 @@ class Session:
                         "retrying %s %s (attempt %d of %d) in %.2f s",
                         prepared.method,
                         prepared.path,
-                        attempt + 1,
+                        state.attempt + 1,
                         self._retry.max_attempts,
                         delay,
                     )
                     if delay > 0:
                         await asyncio.sleep(delay)
         except TimeoutError:
-            if in_flight and not prepared.idempotent:
+            attempt = state.attempt
+            if state.in_flight and not prepared.idempotent:
                 raise self._unknown(
                     prepared,
                     attempt,
@@ -146,7 +155,7 @@ class Session:
             error.attempts = attempt
             raise error from None
         except GtmhubError as exc:
-            exc.attempts = attempt
+            exc.attempts = state.attempt
             raise
 
     async def _attempt(self, prepared: PreparedRequest, remaining: float) -> Answer | SendFailure:
@@ -171,11 +180,12 @@ class Session:
         self,
         prepared: PreparedRequest,
         answer: Answer | SendFailure,
-        attempt: int,
+        state: _CallState,
         deadline: float,
     ) -> float | None:
         """Return how long to wait before the next attempt, None to stop, or raise."""
         policy = self._retry
+        attempt = state.attempt
         if isinstance(answer, SendFailure):
             if not (prepared.idempotent or answer.never_sent):
                 raise self._unknown(
@@ -183,7 +193,7 @@ class Session:
                     attempt,
                     f"the connection failed after the request was sent ({answer})",
                 ) from answer.cause
-            if attempt >= policy.max_attempts or not self._quota.take(timed_out=answer.timed_out):
+            if attempt >= policy.max_attempts or not self._take_quota(state, answer.timed_out):
                 raise self._transport_error(prepared, answer, attempt) from answer.cause
             return policy.backoff(attempt, self._rng)
 
@@ -194,7 +204,8 @@ class Session:
         if self._limiter is not None:
             await self._limiter.on_response(status, retry_after)
         if status < 400:
-            self._quota.give_back()
+            # botocore's rule: a success refunds what its retries cost, or one token.
+            self._quota.give_back(state.spent or 1)
             return None
         if status == 429:
             self.stats.throttled += 1
@@ -226,9 +237,14 @@ class Session:
             # With a limiter, its shared gate makes every coroutine wait out the
             # Retry-After once; sleeping here too would wait twice.
             return 0.0 if self._limiter is not None else retry_after
-        if not self._quota.take(timed_out=False):
+        if not self._take_quota(state, False):
             return None
         return policy.backoff(attempt, self._rng)
+
+    def _take_quota(self, state: _CallState, timed_out: bool) -> bool:
+        cost = self._quota.take(timed_out=timed_out)
+        state.spent += cost
+        return cost > 0
 
     def _url(self, prepared: PreparedRequest) -> str:
         return self._base_url + prepared.path
