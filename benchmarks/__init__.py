@@ -1,0 +1,1 @@
+"""Benchmarks of gtmhub_async against local servers: ``python -m benchmarks`` (see harness)."""

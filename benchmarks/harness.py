@@ -1,0 +1,417 @@
+"""The benchmark harness: processes, interleaving, medians, tables, results files.
+
+Every measured client run happens in a fresh child process
+(``python -m benchmarks.harness child MODULE FUNCTION JSON``) so that one
+variant's heap, caches and connection pool never carry over into the next, and
+so that ``time.process_time`` and the peak RSS cover that run alone. Servers
+run in their own long-lived processes (``Server``), so they never share the
+client's core budget. Variants are run interleaved, A B C A B C ..., so that a
+neighbour's load on this shared machine hits every variant alike, and each
+reported figure is the median of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+__all__ = [
+    "Column",
+    "Options",
+    "Row",
+    "ScenarioResult",
+    "Server",
+    "Target",
+    "interleave",
+    "main",
+    "run_child",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(__file__).resolve().parent
+#: The longest one child run may take before it is killed (every loop is bounded anyway).
+CHILD_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line asked for."""
+
+    quick: bool = False
+    runs: int = 5
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a scenario's table: a metric key, its header and its format."""
+
+    key: str
+    header: str
+    fmt: str = "{:,.0f}"
+
+
+@dataclass
+class Row:
+    """One variant: the median of each metric over its runs, and the runs themselves."""
+
+    variant: str
+    label: str
+    median: dict[str, float]
+    runs: list[dict[str, float]]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal from the issue and whether this run met it."""
+
+    name: str
+    value: float
+    threshold: float
+    met: bool
+
+
+@dataclass
+class ScenarioResult:
+    """Everything one scenario reports."""
+
+    name: str
+    title: str
+    params: dict[str, Any]
+    columns: list[Column]
+    rows: list[Row]
+    targets: list[Target] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def row(self, variant: str) -> Row:
+        """Return the row of a variant."""
+        return next(r for r in self.rows if r.variant == variant)
+
+
+# --- Processes -----------------------------------------------------------------------
+
+
+class Server:
+    """A benchmark server (``benchmarks.servers``) in its own process, for a ``with`` block."""
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.port = 0
+        self._proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Self:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.servers", *self.args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self._stop()
+            raise RuntimeError(f"the benchmark server did not start: {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        if proc.stdin is not None:
+            proc.stdin.close()  # the server stops when its stdin closes
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    @property
+    def base_url(self) -> str:
+        """Return the API root the SDK takes (``/v1/...`` is added by the routes)."""
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def control(self, what: str) -> Any:
+        """Call a control route (``__reset``, ``__stats``) and return its decoded JSON."""
+        method = "POST" if what == "__reset" else "GET"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/{what}",
+            method=method,
+            data=b"" if method == "POST" else None,
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return json.loads(resp.read())
+
+
+def run_child(module: str, function: str, **kwargs: Any) -> dict[str, Any]:
+    """Run ``benchmarks.MODULE.FUNCTION(**kwargs)`` in a fresh process; return its dict."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.harness",
+        "child",
+        module,
+        function,
+        json.dumps(kwargs),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"benchmark child {module}.{function} failed ({proc.returncode}):\n{proc.stderr}"
+        )
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _child_main(module: str, function: str, raw: str) -> None:
+    func = getattr(importlib.import_module(f"benchmarks.{module}"), function)
+    result = func(**json.loads(raw))
+    sys.stdout.write("\n" + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def peak_rss_kib() -> int:
+    """Return this process's peak resident set size in KiB (Linux ru_maxrss)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+# --- Interleaving and medians --------------------------------------------------------
+
+
+def interleave(
+    variants: Sequence[str],
+    runs: int,
+    run_one: Callable[[str, int], dict[str, float]],
+    *,
+    progress: str = "",
+) -> dict[str, list[dict[str, float]]]:
+    """Run every variant ``runs`` times in the order A B C A B C ...; return the runs."""
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    for i in range(runs):
+        for variant in variants:
+            results[variant].append(run_one(variant, i))
+            print(f"\r  {progress} run {i + 1}/{runs} {variant:<24}", end="", file=sys.stderr)
+    print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
+    return results
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Return the median of every metric over the runs."""
+    keys = runs[0].keys()
+    return {k: float(statistics.median(r[k] for r in runs)) for k in keys}
+
+
+def paired_ratio(
+    runs: dict[str, list[dict[str, float]]], variant: str, baseline: str, key: str
+) -> float:
+    """Return the median of per-round ratios: rounds ran back to back, so drift cancels."""
+    pairs = zip(runs[variant], runs[baseline], strict=True)
+    return float(statistics.median(a[key] / b[key] for a, b in pairs if b[key]))
+
+
+# --- Output --------------------------------------------------------------------------
+
+
+def _cell(column: Column, row: Row) -> str:
+    value = row.median.get(column.key)
+    if value is None:
+        return "-"
+    return column.fmt.format(value)
+
+
+def table_lines(result: ScenarioResult) -> list[str]:
+    """Return a scenario's Markdown table."""
+    headers = ["variant", *(c.header for c in result.columns)]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in result.rows:
+        label = row.label + (f" ({row.note})" if row.note else "")
+        cells = [label, *(_cell(c, row) for c in result.columns)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def target_lines(result: ScenarioResult) -> list[str]:
+    """Return one line per target: met or missed, with the measured value."""
+    return [
+        f"- {'MET' if t.met else 'MISSED'}: {t.name}: {t.value:.2f} (target >= {t.threshold:g})"
+        for t in result.targets
+    ]
+
+
+def environment() -> dict[str, Any]:
+    """Return the machine, Python and package versions the results belong to."""
+    packages = {}
+    for name in ("gtmhub-async", "aiohttp", "cattrs", "attrs", "orjson", "requests", "multidict"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    load = os.getloadavg()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.processor() or '?'}/{platform.machine()}",
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "system": f"{platform.system()} {platform.release()}",
+        "load_average_at_start": [round(x, 2) for x in load],
+        "packages": packages,
+    }
+
+
+def _markdown(env: dict[str, Any], results: list[ScenarioResult], command: str) -> str:
+    pkgs = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
+    out = [
+        "# Benchmark results",
+        "",
+        "A snapshot: numbers belong to the machine and date below. Reproduce with",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        f"- date: {env['date']}",
+        f"- machine: {env['machine']}, nproc {env['nproc']}, {env['system']}",
+        f"- Python {env['python']} ({env['implementation']}); {pkgs}",
+        f"- load average at start: {', '.join(str(x) for x in env['load_average_at_start'])}",
+        "- every figure is the median of the runs (variants interleaved A B A B ...); "
+        "ratios are ratios of medians",
+        "",
+    ]
+    for result in results:
+        out += [f"## {result.title}", ""]
+        params = ", ".join(f"{k}={v}" for k, v in result.params.items())
+        out += [f"Parameters: {params}.", ""]
+        out += table_lines(result)
+        out.append("")
+        if result.targets:
+            out += target_lines(result)
+            out.append("")
+        for note in result.notes:
+            out.append(f"- {note}")
+        if result.notes:
+            out.append("")
+    return "\n".join(out)
+
+
+def write_results(
+    env: dict[str, Any], results: list[ScenarioResult], command: str, *, merge: bool
+) -> None:
+    """Write results.json and RESULTS.md; with ``merge``, keep scenarios not rerun."""
+    path = BENCH_DIR / "results.json"
+    scenarios: dict[str, Any] = {}
+    if merge and path.exists():
+        try:
+            scenarios = json.loads(path.read_text())["scenarios"]
+        except (ValueError, KeyError):
+            scenarios = {}
+    for result in results:
+        scenarios[result.name] = asdict(result)
+    data = {"environment": env, "command": command, "scenarios": scenarios}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    # RESULTS.md is rebuilt from everything results.json now holds.
+    ordered = [_from_dict(s) for s in scenarios.values()]
+    (BENCH_DIR / "RESULTS.md").write_text(_markdown(env, ordered, command))
+
+
+def _from_dict(data: dict[str, Any]) -> ScenarioResult:
+    return ScenarioResult(
+        name=data["name"],
+        title=data["title"],
+        params=data["params"],
+        columns=[Column(**c) for c in data["columns"]],
+        rows=[Row(**r) for r in data["rows"]],
+        targets=[Target(**t) for t in data["targets"]],
+        notes=list(data["notes"]),
+        seconds=data.get("seconds", 0.0),
+    )
+
+
+# --- Command line --------------------------------------------------------------------
+
+#: Scenario name -> module exposing ``run(options) -> ScenarioResult``.
+SCENARIOS: dict[str, str] = {
+    "overhead": "overhead",
+    "bulk": "bulk",
+    "fidelity": "fidelity",
+    "pagination": "pagination",
+    "converter": "converter",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenarios, print their tables, write results.json and RESULTS.md."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Benchmarks of gtmhub_async, side by side."
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer runs and items: a smoke check")
+    parser.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="repeatable")
+    parser.add_argument("--runs", type=int, default=None, help="runs per variant (default 5)")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print only; leave results.json and RESULTS.md"
+    )
+    args = parser.parse_args(argv)
+    runs = args.runs if args.runs is not None else (3 if args.quick else 5)
+    options = Options(quick=args.quick, runs=max(1, runs))
+    names = args.only or list(SCENARIOS)
+    env = environment()
+    print(f"{env['date']}  {env['machine']}  nproc {env['nproc']}  Python {env['python']}")
+    started = time.perf_counter()
+    results: list[ScenarioResult] = []
+    for name in names:
+        module = importlib.import_module(f"benchmarks.{SCENARIOS[name]}")
+        print(f"\n== {name} ==", flush=True)
+        t0 = time.perf_counter()
+        result: ScenarioResult = module.run(options)
+        result.seconds = round(time.perf_counter() - t0, 1)
+        results.append(result)
+        print(f"## {result.title}  ({result.seconds:.0f} s)")
+        print("\n".join(table_lines(result)))
+        for line in target_lines(result) + [f"- {n}" for n in result.notes]:
+            print(line)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    if args.quick or args.no_write:
+        print("(--quick and --no-write leave results.json and RESULTS.md as they are)")
+    else:
+        write_results(env, results, ".venv/bin/python -m benchmarks", merge=bool(args.only))
+        print(f"wrote {BENCH_DIR / 'results.json'} and {BENCH_DIR / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 5 and sys.argv[1] == "child":
+        _child_main(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit(main())

@@ -1,0 +1,163 @@
+"""Scenario 1, overhead: GET /v1/kpis/{id} at concurrency 64, the SDK against raw aiohttp.
+
+Variants (each run in a fresh client process against one server process):
+
+- ``aiohttp_json``: the hand-written baseline: one ClientSession, the SDK's headers,
+  64 worker coroutines, ``raise_for_status()`` and ``await resp.json()`` into dicts;
+- ``aiohttp_read``: the same with ``await resp.read()`` and no parsing: the ceiling;
+- ``sdk``: ``client.kpis.get(id)`` returning ``Kpi`` objects, ``rate_limit=None``;
+- ``sdk_limited``: the same with ``RateLimit(1_000_000)``, far above the achieved rate.
+
+Each run first sends a warm-up (opens the 64 connections), then times ``n``
+requests: requests/s by the wall clock, CPU microseconds per request by
+``time.process_time`` of the client process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from benchmarks.harness import (
+    Column,
+    Options,
+    Row,
+    ScenarioResult,
+    Server,
+    Target,
+    interleave,
+    medians,
+    paired_ratio,
+    run_child,
+)
+from benchmarks.servers import ACCOUNT_ID, KPI_BODY, KPI_IDS, TOKEN
+
+__all__ = ["client_run", "run"]
+
+VARIANTS = {
+    "aiohttp_json": "raw aiohttp + resp.json() (baseline)",
+    "aiohttp_read": "raw aiohttp + read(), no parsing (ceiling)",
+    "sdk": "SDK kpis.get -> Kpi, rate_limit=None",
+    "sdk_limited": "SDK kpis.get -> Kpi, RateLimit(1_000_000)",
+}
+BASELINE = "aiohttp_json"
+
+
+async def _load(n: int, concurrency: int, one: Callable[[int], Awaitable[Any]]) -> None:
+    indices = iter(range(n))  # shared by the workers: next() never awaits
+
+    async def worker() -> None:
+        for i in indices:
+            await one(i)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _measure(
+    n: int, warmup: int, concurrency: int, one: Callable[[int], Awaitable[Any]]
+) -> dict[str, float]:
+    await _load(warmup, concurrency, one)
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    await _load(n, concurrency, one)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {"rps": n / wall, "cpu_us": cpu / n * 1e6, "seconds": wall}
+
+
+async def _client(variant: str, base_url: str, n: int, warmup: int, concurrency: int) -> Any:
+    import aiohttp
+
+    from gtmhub_async import GtmhubClient, RateLimit
+
+    ids = KPI_IDS
+    count = len(ids)
+    if variant.startswith("aiohttp"):
+        async with GtmhubClient(TOKEN, ACCOUNT_ID, base_url=base_url) as probe:
+            headers = probe._headers()  # exactly the SDK's headers
+        parse = variant == "aiohttp_json"
+        async with aiohttp.ClientSession() as http:
+
+            async def one(i: int) -> Any:
+                async with http.get(f"{base_url}/v1/kpis/{ids[i % count]}", headers=headers) as r:
+                    r.raise_for_status()
+                    return await (r.json() if parse else r.read())
+
+            return await _measure(n, warmup, concurrency, one)
+    rate_limit = RateLimit(1_000_000) if variant == "sdk_limited" else None
+    async with GtmhubClient(TOKEN, ACCOUNT_ID, base_url=base_url, rate_limit=rate_limit) as c:
+        get = c.kpis.get
+
+        def one_sdk(i: int) -> Awaitable[Any]:
+            return get(ids[i % count])
+
+        return await _measure(n, warmup, concurrency, one_sdk)
+
+
+def client_run(
+    variant: str, base_url: str, n: int, warmup: int, concurrency: int
+) -> dict[str, float]:
+    """Run one variant in this (child) process and return its metrics."""
+    result: dict[str, float] = asyncio.run(_client(variant, base_url, n, warmup, concurrency))
+    return result
+
+
+def run(options: Options) -> ScenarioResult:
+    """Run the scenario: every variant, interleaved, ``options.runs`` times."""
+    n = 4_000 if options.quick else 20_000
+    concurrency = 64
+    warmup = 1_000
+    with Server() as server:
+
+        def one(variant: str, _: int) -> dict[str, float]:
+            return run_child(
+                "overhead",
+                "client_run",
+                variant=variant,
+                base_url=server.base_url,
+                n=n,
+                warmup=warmup,
+                concurrency=concurrency,
+            )
+
+        runs = interleave(list(VARIANTS), options.runs, one, progress="overhead")
+    rows = []
+    base = medians(runs[BASELINE])
+    for variant, label in VARIANTS.items():
+        med = medians(runs[variant])
+        med["ratio"] = med["rps"] / base["rps"]
+        rows.append(Row(variant, label, med, runs[variant]))
+    sdk = next(r for r in rows if r.variant == "sdk").median
+    limited = next(r for r in rows if r.variant == "sdk_limited").median
+    targets = [
+        Target("SDK req/s vs the hand-written baseline", sdk["ratio"], 1.00, sdk["ratio"] >= 1.0),
+        Target(
+            "SDK limiter on vs off (req/s)",
+            limited["rps"] / sdk["rps"],
+            0.95,
+            limited["rps"] / sdk["rps"] >= 0.95,
+        ),
+    ]
+    notes = [
+        "paired ratios (median of per-round ratios): SDK/baseline "
+        f"{paired_ratio(runs, 'sdk', BASELINE, 'rps'):.2f}, limiter on/off "
+        f"{paired_ratio(runs, 'sdk_limited', 'sdk', 'rps'):.2f}",
+        "server: raw asyncio protocol in its own process; CPU us/request is the client "
+        "process's time.process_time over the timed requests",
+    ]
+    return ScenarioResult(
+        name="overhead",
+        title=f"1. Overhead: {n:,} GET /v1/kpis/{{id}}, concurrency {concurrency}, "
+        f"{len(KPI_BODY)} B body",
+        params={"requests": n, "warmup": warmup, "concurrency": concurrency, "runs": options.runs},
+        columns=[
+            Column("rps", "req/s"),
+            Column("cpu_us", "client CPU us/req", "{:,.1f}"),
+            Column("ratio", "x baseline", "{:.2f}"),
+        ],
+        rows=rows,
+        targets=targets,
+        notes=notes,
+    )
