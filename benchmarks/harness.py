@@ -272,7 +272,7 @@ def target_lines(result: ScenarioResult) -> list[str]:
 
 def environment() -> dict[str, Any]:
     """Return the machine, Python and package versions the results belong to."""
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in ("gtmhub-async", "aiohttp", "cattrs", "attrs", "orjson", "requests", "multidict"):
         try:
             packages[name] = metadata.version(name)
