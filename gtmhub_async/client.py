@@ -8,7 +8,7 @@ import ipaddress
 import os
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from gtmhub_async.limits import DEFAULT_RATE_LIMIT, Limiter, LimiterFactory
 from gtmhub_async.models import check_object_id
 from gtmhub_async.resources import Insights, Kpis, KpiSnapshots, Users
 from gtmhub_async.retry import RetryPolicy
+from gtmhub_async.routes import RawCall, raw_route
 from gtmhub_async.session import ClientStats, Session
 
 __all__ = ["DEFAULT_BASE_URL", "GtmhubClient", "Region"]
@@ -268,6 +269,26 @@ class GtmhubClient:
             if self._injected is None and self._http is not None:
                 await self._http.close()
             self._http = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a budget across retries, as every call has
+    ) -> Any:
+        """Call any endpoint with a raw JSON body and get the decoded JSON back.
+
+        For shapes the models do not cover yet: the call still goes through the
+        rate limiter, the retry rules (a POST is never resent blindly) and the time
+        budget, and errors are the same ``GtmhubError`` tree. ``path`` is relative
+        to ``base_url`` and starts with ``/v1/`` or ``/v2/``.
+        """
+        route = raw_route(method, path)
+        call = RawCall(params=params, json=json, timeout=timeout)
+        return await self._session().call(route, call)
 
     def _session(self) -> Session:
         if self._state != "open" or self._session_obj is None:

@@ -36,9 +36,10 @@ P = ParamSpec("P")
 RespT = TypeVar("RespT")
 T = TypeVar("T")
 
-#: ``path``: into the path template; ``query``: a query parameter; ``body``: the
-#: value is the whole JSON body; ``json``: the value is one key of the JSON body.
-Where = Literal["path", "query", "body", "json"]
+#: ``path``: into the path template; ``query``: a query parameter; ``query_map``: a
+#: mapping of query parameters; ``body``: the value is the whole JSON body; ``json``:
+#: the value is one key of the JSON body.
+Where = Literal["path", "query", "query_map", "body", "json"]
 
 #: Largest ``take`` the SDK sends to /v2/kpis. The API's own cap is not published;
 #: 500 is a conservative inference [I] that keeps one page's body small.
@@ -272,6 +273,36 @@ def model_list(cl: type[T]) -> Callable[[Any], list[T]]:
 def no_content(data: Any) -> None:
     """Ignore the body: the route answers with nothing worth reading."""
     return None
+
+
+def any_json(data: Any) -> Any:
+    """Return the decoded JSON as it is (None for an empty body)."""
+    return data
+
+
+_RAW_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+@attrs.frozen
+class RawCall(Call):
+    """Query parameters and a JSON body for an endpoint or shape the models do not cover."""
+
+    params: Mapping[str, Any] | None = _in("query_map", default=None, kw_only=True)
+    json: Any = _in("body", default=None, kw_only=True, encode=any_json)
+
+
+def raw_route(method: str, path: str) -> Route[..., Any]:
+    """Return a route for ``client.request``: any method and path under /v1 or /v2."""
+    if not isinstance(method, str) or method.upper() not in _RAW_METHODS:
+        raise ValueError(
+            f"method must be one of {', '.join(sorted(_RAW_METHODS))}, got {method!r}"
+        )
+    if not isinstance(path, str) or not path.startswith(("/v1/", "/v2/")):
+        raise ValueError(f"path must start with /v1/ or /v2/, got {path!r}")
+    if any(part in (".", "..") for part in path.split("/")) or any(c in path for c in "?#{}"):
+        raise ValueError(f"path must be a plain path without '..', '?', '#' or braces: {path!r}")
+    method = method.upper()
+    return Route(f"request {method} {path}", method, path, RawCall, any_json)
 
 
 @attrs.frozen

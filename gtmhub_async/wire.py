@@ -25,7 +25,7 @@ from gtmhub_async.errors import (
     error_for_status,
     excerpt,
 )
-from gtmhub_async.routes import Call, Route, no_content
+from gtmhub_async.routes import Call, Route, any_json, no_content
 
 __all__ = [
     "PreparedRequest",
@@ -120,6 +120,8 @@ def build_request(route: Route[..., Any], params: Call) -> PreparedRequest:
             continue
         elif slot.where == "query":
             query.append((slot.wire, encode_query_value(value)))
+        elif slot.where == "query_map":
+            query.extend((k, encode_query_value(v)) for k, v in value.items() if v is not None)
         elif slot.where == "body":
             body = slot.encode(value)
         else:
@@ -217,6 +219,8 @@ def parse_response(
     if route.parse is no_content:
         return route.parse(None)
     if not body.strip():
+        if route.parse is any_json:
+            return route.parse(None)
         raise ResponseDecodeError(
             f"empty {status} body where {route.name} expects JSON",
             body=body,

@@ -295,3 +295,41 @@ async def test_bad_input_is_refused_before_anything_is_sent(
 def test_bad_models_are_refused(build: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=re.escape(message)):
         build()
+
+
+async def test_raw_request_goes_through_the_same_rules() -> None:
+    with aioresponses() as mocked:
+        mocked.add(ANY, "POST", status=503, headers={"Retry-After": "0"})
+        mocked.add(ANY, "POST", status=200, body=b'{"ok": true}')
+        mocked.add(ANY, "DELETE", status=204)
+        async with client(retry=RetryPolicy(backoff_base=0.0)) as c:
+            answer = await c.request(
+                "post", "/v1/kpis/x/custom", params={"a": True, "b": None}, json={"k": [1]}
+            )
+            assert answer == {"ok": True}
+            assert await c.request("DELETE", "/v2/things/1") is None
+        calls = [(k[0], str(k[1]), v) for k, vs in mocked.requests.items() for v in vs]
+    assert [(m, u) for m, u, _ in calls] == [
+        ("POST", f"{BASE}/v1/kpis/x/custom?a=true"),
+        ("POST", f"{BASE}/v1/kpis/x/custom?a=true"),
+        ("DELETE", f"{BASE}/v2/things/1"),
+    ]
+    assert calls[0][2].kwargs["data"] == b'{"k":[1]}'
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        ("TRACE", "/v1/kpis", "method must be one of DELETE, GET, PATCH, POST, PUT, got 'TRACE'"),
+        ("GET", "/v3/kpis", "path must start with /v1/ or /v2/, got '/v3/kpis'"),
+        ("GET", "https://evil/v1/kpis", "path must start with /v1/ or /v2/"),
+        ("GET", "/v1/../admin", "path must be a plain path without '..'"),
+        ("GET", "/v1/kpis?x=1", "path must be a plain path without '..', '?'"),
+    ],
+)
+async def test_raw_request_refuses_bad_paths(method: str, path: str, message: str) -> None:
+    with aioresponses() as mocked:
+        async with client() as c:
+            with pytest.raises(ValueError, match=re.escape(message)):
+                await c.request(method, path)
+        assert not mocked.requests
