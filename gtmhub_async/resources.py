@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
 
@@ -20,20 +21,25 @@ RespT = TypeVar("RespT")
 class Resource:
     """A group of endpoints sharing one client."""
 
-    __slots__ = ("_client",)
+    __slots__ = ("_bound", "_client")
 
     def __init__(self, client: GtmhubClient) -> None:
         self._client = client
+        # Bound endpoint methods, made once per resource instead of on every access.
+        self._bound: dict[Endpoint[..., Any], Callable[..., Any]] = {}
 
 
 class Endpoint(Generic[P, RespT]):
     """A method bound from one route: its parameters are those of the route's parameter class."""
 
-    __slots__ = ("doc", "route")
+    __slots__ = ("doc", "route", "signature")
 
     def __init__(self, route: Route[P, RespT]) -> None:
         self.route = route
         self.doc = getattr(route.params, "__doc__", None)
+        self.signature = inspect.signature(route.params).replace(
+            return_annotation=inspect.Signature.empty
+        )
 
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> Self: ...
@@ -48,6 +54,12 @@ class Endpoint(Generic[P, RespT]):
     ) -> Self | Callable[P, Coroutine[Any, Any, RespT]]:
         if obj is None:
             return self
+        bound = obj._bound.get(self)
+        if bound is None:
+            bound = obj._bound[self] = self._bind(obj)
+        return bound
+
+    def _bind(self, obj: Resource) -> Callable[P, Coroutine[Any, Any, RespT]]:
         route = self.route
         client = obj._client
 
@@ -60,6 +72,7 @@ class Endpoint(Generic[P, RespT]):
         call.__name__ = route.name.rpartition(".")[2]
         call.__qualname__ = route.name
         call.__doc__ = self.doc
+        call.__signature__ = self.signature  # type: ignore[attr-defined]  # read by inspect/help()
         return call
 
 

@@ -47,14 +47,12 @@ MAX_PAGE_SIZE: Final = 500
 
 
 def _in(
-    where: Where,
-    wire: str | None = None,
-    *,
-    encode: Callable[[Any], Any] | None = None,
-    **kwargs: Any,
-) -> Any:
-    """Declare a parameter field: where it goes, its wire name, and how to encode a body."""
-    return attrs.field(metadata={"in": where, "wire": wire, "encode": encode}, **kwargs)
+    where: Where, wire: str | None = None, *, encode: Callable[[Any], Any] | None = None
+) -> dict[str, Any]:
+    """Return a parameter field's metadata: where it goes, its wire name, how to encode it."""
+    # Used as attrs.field(metadata=_in(...)) so that mypy's attrs plugin still sees each
+    # field's default and kw_only, and the bound methods get exact signatures.
+    return {"in": where, "wire": wire, "encode": encode}
 
 
 def _object_id(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -110,27 +108,37 @@ class Call:
 class GetInsightKpiUsages(Call):
     """List the KPIs that use an insight."""
 
-    insight_id: str = _in("path", "id", validator=_object_id)
+    insight_id: str = attrs.field(metadata=_in("path", "id"), validator=_object_id)
 
 
 @attrs.frozen
 class ListSnapshots(Call):
     """Query KPI snapshots by KPI ids, group ids, virtual groups and dates."""
 
-    ids: Sequence[str] | None = _in("query", default=None, kw_only=True, validator=_optional_ids)
-    group_ids: Sequence[str] | None = _in(
-        "query", "groupIds", default=None, kw_only=True, validator=_optional_ids
+    ids: Sequence[str] | None = attrs.field(
+        metadata=_in("query"), default=None, kw_only=True, validator=_optional_ids
     )
-    ungrouped: bool | None = _in("query", default=None, kw_only=True, validator=_optional_bool)
-    my_kpis: bool | None = _in(
-        "query", "mykpis", default=None, kw_only=True, validator=_optional_bool
+    group_ids: Sequence[str] | None = attrs.field(
+        metadata=_in("query", "groupIds"), default=None, kw_only=True, validator=_optional_ids
     )
-    time_zone: str | None = _in("query", "timeZone", default=None, kw_only=True)
-    group_by: str | None = _in("query", "groupBy", default=None, kw_only=True)
-    from_date: date | None = _in(
-        "query", "from", default=None, kw_only=True, validator=_optional_date
+    ungrouped: bool | None = attrs.field(
+        metadata=_in("query"), default=None, kw_only=True, validator=_optional_bool
     )
-    to_date: date | None = _in("query", "to", default=None, kw_only=True, validator=_optional_date)
+    my_kpis: bool | None = attrs.field(
+        metadata=_in("query", "mykpis"), default=None, kw_only=True, validator=_optional_bool
+    )
+    time_zone: str | None = attrs.field(
+        metadata=_in("query", "timeZone"), default=None, kw_only=True
+    )
+    group_by: str | None = attrs.field(
+        metadata=_in("query", "groupBy"), default=None, kw_only=True
+    )
+    from_date: date | None = attrs.field(
+        metadata=_in("query", "from"), default=None, kw_only=True, validator=_optional_date
+    )
+    to_date: date | None = attrs.field(
+        metadata=_in("query", "to"), default=None, kw_only=True, validator=_optional_date
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.from_date and self.to_date and self.from_date > self.to_date:
@@ -155,35 +163,43 @@ def _skip(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
 class ListKpisPage(Call):
     """Read one page of KPIs with a Mongo-style filter, a sort and a projection [C]."""
 
-    filter: Mapping[str, Any] | str | None = _in("query", default=None, kw_only=True)
-    sort: Sequence[str] | str | None = _in("query", default=None, kw_only=True)
-    fields: Sequence[str] | str | None = _in("query", default=None, kw_only=True)
-    skip: int = _in("query", default=0, kw_only=True, validator=_skip)
-    take: int = _in("query", default=100, kw_only=True, validator=_take)
+    filter: Mapping[str, Any] | str | None = attrs.field(
+        metadata=_in("query"), default=None, kw_only=True
+    )
+    sort: Sequence[str] | str | None = attrs.field(
+        metadata=_in("query"), default=None, kw_only=True
+    )
+    fields: Sequence[str] | str | None = attrs.field(
+        metadata=_in("query"), default=None, kw_only=True
+    )
+    skip: int = attrs.field(metadata=_in("query"), default=0, kw_only=True, validator=_skip)
+    take: int = attrs.field(metadata=_in("query"), default=100, kw_only=True, validator=_take)
 
 
 @attrs.frozen
 class GetKpi(Call):
     """Read one KPI by id."""
 
-    kpi_id: str = _in("path", "kpiId", validator=_object_id)
-    formatting: Formatting | None = _in("query", default=None, kw_only=True)
+    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=_object_id)
+    formatting: Formatting | None = attrs.field(metadata=_in("query"), default=None, kw_only=True)
 
 
 @attrs.frozen
 class CreateKpi(Call):
     """Create a KPI."""
 
-    kpi: CreateKpiRequest = _in("body", validator=attrs.validators.instance_of(CreateKpiRequest))
+    kpi: CreateKpiRequest = attrs.field(
+        metadata=_in("body"), validator=attrs.validators.instance_of(CreateKpiRequest)
+    )
 
 
 @attrs.frozen
 class CreateSnapshot(Call):
     """Add a snapshot (a value for one day) to a KPI."""
 
-    kpi_id: str = _in("path", "kpiId", validator=_object_id)
-    snapshot: KpiSnapshotRequest = _in(
-        "body", validator=attrs.validators.instance_of(KpiSnapshotRequest)
+    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=_object_id)
+    snapshot: KpiSnapshotRequest = attrs.field(
+        metadata=_in("body"), validator=attrs.validators.instance_of(KpiSnapshotRequest)
     )
 
 
@@ -194,8 +210,12 @@ class FavoriteVirtualGroup(Call):
     The body is undocumented; ``{"virtualGroup": ..., "favorite": ...}`` is inferred [I].
     """
 
-    group: VirtualKpiGroup | str = _in("json", "virtualGroup", validator=_non_empty_str)
-    favorite: bool = _in("json", default=True, validator=attrs.validators.instance_of(bool))
+    group: VirtualKpiGroup | str = attrs.field(
+        metadata=_in("json", "virtualGroup"), validator=_non_empty_str
+    )
+    favorite: bool = attrs.field(
+        metadata=_in("json"), default=True, validator=attrs.validators.instance_of(bool)
+    )
 
 
 def _updates(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -219,16 +239,18 @@ def _bulk_body(updates: Mapping[str, UpdateKpiRequest]) -> list[dict[str, Any]]:
 class BulkUpdateKpis(Call):
     """Update several KPIs in one request; the body is a list of ``{"id", ...changes}`` [I]."""
 
-    updates: Mapping[str, UpdateKpiRequest] = _in("body", encode=_bulk_body, validator=_updates)
+    updates: Mapping[str, UpdateKpiRequest] = attrs.field(
+        metadata=_in("body", encode=_bulk_body), validator=_updates
+    )
 
 
 @attrs.frozen
 class UpdateKpi(Call):
     """Change the given fields of a KPI (PATCH: the others stay as they are)."""
 
-    kpi_id: str = _in("path", "kpiId", validator=_object_id)
-    update: UpdateKpiRequest = _in(
-        "body", validator=attrs.validators.instance_of(UpdateKpiRequest)
+    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=_object_id)
+    update: UpdateKpiRequest = attrs.field(
+        metadata=_in("body"), validator=attrs.validators.instance_of(UpdateKpiRequest)
     )
 
     def __attrs_post_init__(self) -> None:
@@ -240,7 +262,7 @@ class UpdateKpi(Call):
 class DeleteKpi(Call):
     """Delete a KPI and its snapshots."""
 
-    kpi_id: str = _in("path", "kpiId", validator=_object_id)
+    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=_object_id)
 
 
 # --- How answers are read ------------------------------------------------------------
@@ -287,8 +309,10 @@ _RAW_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 class RawCall(Call):
     """Query parameters and a JSON body for an endpoint or shape the models do not cover."""
 
-    params: Mapping[str, Any] | None = _in("query_map", default=None, kw_only=True)
-    json: Any = _in("body", default=None, kw_only=True, encode=any_json)
+    params: Mapping[str, Any] | None = attrs.field(
+        metadata=_in("query_map"), default=None, kw_only=True
+    )
+    json: Any = attrs.field(metadata=_in("body", encode=any_json), default=None, kw_only=True)
 
 
 def raw_route(method: str, path: str) -> Route[..., Any]:
