@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import inspect
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import aioresponses.core
+import pytest
 from aiohttp import ClientResponse
 from hypothesis import settings
 
@@ -34,3 +36,12 @@ def _teach_aioresponses_aiohttp_3_14() -> None:
 
 
 _teach_aioresponses_aiohttp_3_14()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[Any]:
+    """Start a real redis-server on 127.0.0.1 on a free port; stop it after the test."""
+    from redis_server import RedisServer  # tests/ is on sys.path (rootdir conftest)
+
+    with RedisServer() as server:
+        yield server

@@ -1,0 +1,691 @@
+"""A rate budget shared through Redis by every process that uses one Gtmhub account.
+
+``RedisRateLimit`` is accepted wherever a ``RateLimit`` is. Its guarantee is the
+same, but across every worker (process, host) that uses the same key: no more
+than ``max_rate`` requests start in any window of ``time_period`` seconds.
+
+**Algorithm: a start schedule (GCRA with zero burst tolerance) in one Lua script.**
+Redis keeps ``tat``, the next free start slot. Each acquire runs one script,
+atomically: ``start = max(now, tat, gate)``, then ``tat = start + interval`` with
+``interval = (time_period + slack) / rate``, and it answers "your slot is in
+``start - now`` seconds". The worker sleeps exactly that long (reserve, then
+sleep; no polling). ``max_rate`` consecutive slots span ``time_period + slack``,
+so no window of ``time_period`` holds more than ``max_rate`` starts, at start-up
+too: an idle key banks no credit (``max(now, tat)``). GCRA *with* a burst
+tolerance of ``max_rate`` would let up to ~2x through a window at start, and a
+sliding log (ZSET) stores one member per request and makes waiters retry; the
+schedule needs one number and tells each waiter its exact time. ``now`` is the
+Redis server's ``TIME``, so the workers' clocks do not matter. The slack is the
+local limiter's: ``max(2% of time_period, 15 ms)``.
+
+Three things keep the schedule honest once the reply has left Redis:
+
+* Each worker holds at most one reservation at a time (its coroutines queue in
+  FIFO order on a local lock), so a cancelled waiter wastes at most one slot and
+  the schedule never runs far ahead of the requests that use it.
+* A worker that slept for its slot asks Redis once more (a read-only check)
+  before it starts: if a 429 closed the shared gate meanwhile, the slot is given
+  up and the worker waits for the gate.
+* A worker that wakes up late (a busy event loop, a slow reply: lateness beyond
+  the fastest round trip seen) by more than half the slack gives its slot up
+  and reserves a new one, so late starts never bunch up with the next ones.
+  Giving a slot up only ever lowers the rate.
+
+**The 429 gate and the adaptive rate are shared.** A throttle reported to any
+worker (``on_response``: a 429, or a 503 with Retry-After) runs the script in
+"throttle" mode: it pushes the gate's reopen time, stored in Redis, to
+``now + Retry-After`` (capped at ``MAX_GATE_SECONDS``; without Retry-After an
+exponential backoff of 1, 2, 4 ... 32 s), and, at most once per
+``time_period``, lowers the one rate of the key by 30% (the multiplicative
+decrease of ``limits.AdaptiveRate``) and starts its CUBIC recovery from the
+moment the gate reopens. The math is ``AdaptiveRate``'s, rewritten in Lua
+because it must run inside Redis, atomically; the constants are the same. Two
+simplifications: the decrease is always the 30% cut (counting accepted answers
+in Redis would cost a write per response), and the backoff streak resets once
+the gate has been open for a ``time_period`` (instead of at the first accepted
+answer).
+
+**Redis down, slow or restarted.** Every Redis call is bounded by
+``redis_timeout`` (socket timeouts on the clients it creates, and
+``asyncio.timeout`` around each call), and never retried by redis-py, so a
+failure surfaces at once. With ``on_redis_error="raise"`` acquire raises
+``RateLimiterUnavailableError`` (no request was sent: it does not count as an
+attempt). With ``"local"`` the worker falls back to a local ``RateLimit`` of
+``max_rate / expected_workers``, logs one warning per outage, and probes Redis
+at most every ``probe_interval`` seconds. The switches are made safe by quiet
+spells: the first local start comes a ``time_period + slack`` after the last
+start Redis allowed (every Redis start is confirmed by Redis just before it
+happens), and when a worker returns, its first Redis start comes a
+``time_period + slack`` after its last local start, while the key runs at
+``max_rate / expected_workers`` for a recovery spell (``probe_interval +
+time_period + slack`` after each return), until every worker has had the chance
+to come back. So, with ``expected_workers`` right, no window holds more than
+``max_rate`` starts across an outage either. A restart that a user-supplied
+client hides by reconnecting leaves an empty key: a worker passes the last slot
+it was given, and the script then starts the new schedule a whole
+``time_period + slack`` after it.
+
+Keys: ``{prefix}:{<sha256 of base URL|account id>}`` (never the token), one hash
+per account, with a PEXPIRE of ``idle_ttl`` beyond the last slot or gate, so an
+idle account leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+from typing import Any, Final, Literal
+
+import attrs
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+
+from gtmhub_async.errors import ClientStateError, RateLimiterUnavailableError
+from gtmhub_async.limits import MAX_GATE_SECONDS, Limiter, RateLimit, is_throttle
+
+__all__ = ["RedisLimiter", "RedisLimiterStats", "RedisRateLimit"]
+
+logger = logging.getLogger("gtmhub_async.redis_limits")
+
+OnRedisError = Literal["raise", "local"]
+
+#: The default prefix of every key the limiter writes.
+DEFAULT_PREFIX: Final = "gtmhub_async:rate"
+
+# The local limiter's pacing headroom (limits.py): max(2% of time_period, 15 ms).
+_SLACK_FRACTION = 0.02
+_SLACK_MIN = 0.015
+# AdaptiveRate's constants (limits.py), passed to the Lua script.
+_BETA = 0.7
+_C_DOWN = 0.02
+_C_UP = 1e-5
+_BACKOFF_FIRST = 1.0
+_BACKOFF_MAX = 32.0
+
+_US = 1_000_000.0
+
+# One script, three modes; all times are server microseconds (TIME), stored with
+# %.17g so that 16-digit timestamps survive the round trip through a string.
+_SCRIPT: Final = """
+local key = KEYS[1]
+local mode = ARGV[1]
+local max_rate = tonumber(ARGV[2])
+local span = tonumber(ARGV[3])
+local period = tonumber(ARGV[4])
+local floor = tonumber(ARGV[5])
+local workers = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[7])
+local last_seen = tonumber(ARGV[8])
+local rejoin = tonumber(ARGV[9])
+local delay = tonumber(ARGV[10])
+local max_gate = tonumber(ARGV[11])
+local beta = tonumber(ARGV[12])
+local c_down = tonumber(ARGV[13])
+local c_up = tonumber(ARGV[14])
+local backoff_first = tonumber(ARGV[15])
+local backoff_max = tonumber(ARGV[16])
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local f = redis.call('HMGET', key, 'tat', 'gate', 'rec', 'wmax', 'wmin', 'k', 'epoch',
+                     'lastdec', 'streak', 'backoff')
+local fresh = not f[1]
+local tat = tonumber(f[1]) or 0
+local gate = tonumber(f[2]) or 0
+local rec = tonumber(f[3]) or 0
+local wmax = tonumber(f[4]) or max_rate
+local wmin = tonumber(f[5]) or max_rate
+local k = tonumber(f[6]) or 0
+local epoch = tonumber(f[7]) or 0
+local lastdec = tonumber(f[8]) or 0
+local streak = tonumber(f[9]) or 0
+local backoff = tonumber(f[10]) or 0
+
+local function num(x) return string.format('%.17g', x) end
+
+local function rate(at)
+  if wmin >= max_rate then return max_rate end
+  local x = math.max(0, (at - epoch) / 1000000)
+  local w
+  if x < k then
+    w = wmax - c_down * wmax * (k - x) ^ 3
+  else
+    w = wmax + c_up * wmax * (x - k) ^ 3
+  end
+  if w >= max_rate then return max_rate end
+  return math.max(floor, w)
+end
+
+local function expire()
+  local horizon = math.max(tat, gate, rec, now)
+  redis.call('PEXPIRE', key, math.ceil((horizon - now) / 1000) + ttl)
+end
+
+if mode == 'check' then
+  return {math.max(0, gate - now), now}
+end
+
+if mode == 'acquire' then
+  if fresh and last_seen > 0 then
+    -- An empty key right after a slot this worker was given: Redis lost its
+    -- state (a restart). Start the new schedule a whole window after it.
+    tat = math.max(tat, last_seen + span)
+  end
+  if rejoin > 0 then rec = math.max(rec, now + rejoin) end
+  local start = math.max(now, tat, gate)
+  local interval = span / rate(start)
+  if start < rec then interval = interval * workers end
+  tat = start + interval
+  redis.call('HSET', key, 'tat', num(tat), 'rec', num(rec))
+  expire()
+  return {start - now, start, now}
+end
+
+if mode == 'throttle' then
+  local was_open = now >= gate
+  if was_open and delay < 0 then
+    if now - gate >= math.max(period, backoff) then streak = 0 end
+    backoff = math.min(backoff_first * 2 ^ streak, backoff_max)
+    streak = streak + 1
+  end
+  local d
+  if delay < 0 then d = backoff else d = math.min(delay, max_gate) end
+  if was_open and now - lastdec >= period then
+    local current = rate(now)
+    wmax = current
+    wmin = math.max(floor, current * beta)
+    k = ((wmax - wmin) / (c_down * wmax)) ^ (1 / 3)
+    lastdec = now
+  end
+  gate = math.max(gate, now + d)
+  epoch = math.max(epoch, gate)
+  redis.call('HSET', key, 'tat', num(tat), 'gate', num(gate), 'rec', num(rec),
+             'wmax', num(wmax), 'wmin', num(wmin), 'k', num(k), 'epoch', num(epoch),
+             'lastdec', num(lastdec), 'streak', num(streak), 'backoff', num(backoff))
+  expire()
+  return {gate - now, was_open and 1 or 0, math.floor(rate(gate) * 1000)}
+end
+
+return redis.error_reply('unknown mode ' .. tostring(mode))
+"""
+
+_SCRIPT_SHA: Final = hashlib.sha1(_SCRIPT.encode()).hexdigest()
+
+
+class _Unavailable(Exception):
+    """Redis did not answer in time, or answered with an error."""
+
+
+def _number(name: str, value: object, *, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if integer and not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return float(value)
+
+
+@attrs.frozen
+class RedisLimiterStats:
+    """A read-only snapshot of a Redis limiter, for observability."""
+
+    #: Requests allowed to start (through Redis or the local fallback).
+    acquired: int
+    #: Of those, started under the local fallback.
+    acquired_locally: int
+    #: Slots given up: the gate closed while waiting, or the worker woke up late.
+    forfeited: int
+    #: Throttles reported (429, or 503 with Retry-After).
+    throttled: int
+    #: Times the script was loaded (the first call, then after each NOSCRIPT).
+    script_loads: int
+    #: Redis failures seen.
+    redis_errors: int
+    #: Outages: switches from Redis to the local fallback.
+    fallbacks: int
+    #: True while the local fallback is in use.
+    local: bool
+
+
+class RedisRateLimit:
+    """At most ``max_rate`` requests start in any ``time_period``, over every worker of a key.
+
+    ``redis`` is a ``redis.asyncio.Redis`` (or ``RedisCluster``) client, which
+    the limiter never closes; or use ``RedisRateLimit.from_url``, whose
+    limiters create and close their own. Give it short socket timeouts and no
+    retries: a limiter must fail fast, not hang (each call is also cut off
+    after ``redis_timeout``). See the module docstring for the algorithm.
+    """
+
+    __slots__ = (
+        "_client_kwargs",
+        "_redis",
+        "_url",
+        "expected_workers",
+        "idle_ttl",
+        "key",
+        "max_rate",
+        "on_redis_error",
+        "prefix",
+        "probe_interval",
+        "redis_timeout",
+        "time_period",
+    )
+
+    max_rate: float
+    time_period: float
+    key: str | None
+    prefix: str
+    on_redis_error: OnRedisError
+    expected_workers: int
+    redis_timeout: float
+    idle_ttl: float
+    probe_interval: float
+
+    def __init__(
+        self,
+        redis: Redis | RedisCluster,
+        max_rate: float,
+        time_period: float = 1.0,
+        *,
+        key: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        on_redis_error: OnRedisError = "raise",
+        expected_workers: int = 1,
+        redis_timeout: float = 0.5,
+        idle_ttl: float = 60.0,
+        probe_interval: float = 1.0,
+    ) -> None:
+        if not isinstance(redis, Redis | RedisCluster):
+            raise TypeError(
+                "redis must be a redis.asyncio.Redis or RedisCluster client, got "
+                f"{type(redis).__module__}.{type(redis).__qualname__} (a synchronous "
+                "redis.Redis cannot be awaited; use RedisRateLimit.from_url for a URL)"
+            )
+        self._redis: Redis | RedisCluster | None = redis
+        self._url: str | None = None
+        self._client_kwargs: dict[str, Any] = {}
+        self._configure(
+            max_rate,
+            time_period,
+            key=key,
+            prefix=prefix,
+            on_redis_error=on_redis_error,
+            expected_workers=expected_workers,
+            redis_timeout=redis_timeout,
+            idle_ttl=idle_ttl,
+            probe_interval=probe_interval,
+        )
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        max_rate: float,
+        time_period: float = 1.0,
+        *,
+        key: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        on_redis_error: OnRedisError = "raise",
+        expected_workers: int = 1,
+        redis_timeout: float = 0.5,
+        idle_ttl: float = 60.0,
+        probe_interval: float = 1.0,
+        **redis_kwargs: Any,
+    ) -> RedisRateLimit:
+        """Return a limit whose limiters each open (and close) their own client for ``url``."""
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {type(url).__name__}")
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"url must start with redis://, rediss:// or unix://, got {url.split(':')[0]!r}"
+            )
+        self = cls.__new__(cls)
+        self._redis = None
+        self._url = url
+        self._client_kwargs = dict(redis_kwargs)
+        self._configure(
+            max_rate,
+            time_period,
+            key=key,
+            prefix=prefix,
+            on_redis_error=on_redis_error,
+            expected_workers=expected_workers,
+            redis_timeout=redis_timeout,
+            idle_ttl=idle_ttl,
+            probe_interval=probe_interval,
+        )
+        return self
+
+    def _configure(
+        self,
+        max_rate: float,
+        time_period: float,
+        *,
+        key: str | None,
+        prefix: str,
+        on_redis_error: OnRedisError,
+        expected_workers: int,
+        redis_timeout: float,
+        idle_ttl: float,
+        probe_interval: float,
+    ) -> None:
+        self.max_rate = _number("max_rate", max_rate)
+        self.time_period = _number("time_period", time_period)
+        if key is not None and (not isinstance(key, str) or not key):
+            raise TypeError(f"key must be a non-empty str or None, got {key!r}")
+        if not isinstance(prefix, str) or not prefix:
+            raise TypeError(f"prefix must be a non-empty str, got {prefix!r}")
+        if on_redis_error not in ("raise", "local"):
+            raise ValueError(f"on_redis_error must be 'raise' or 'local', got {on_redis_error!r}")
+        self.key = key
+        self.prefix = prefix
+        self.on_redis_error = on_redis_error
+        self.expected_workers = int(_number("expected_workers", expected_workers, integer=True))
+        self.redis_timeout = _number("redis_timeout", redis_timeout)
+        self.idle_ttl = _number("idle_ttl", idle_ttl)
+        self.probe_interval = _number("probe_interval", probe_interval)
+        slack = max(_SLACK_FRACTION * self.time_period, _SLACK_MIN)
+        if self.idle_ttl < self.time_period + slack:
+            raise ValueError(
+                f"idle_ttl must be at least time_period + slack "
+                f"({self.time_period + slack:g} s), got {idle_ttl!r}"
+            )
+
+    def __repr__(self) -> str:
+        where = self._url if self._url is not None else type(self._redis).__name__
+        return (
+            f"RedisRateLimit({where}, max_rate={self.max_rate:g}, "
+            f"time_period={self.time_period:g}, on_redis_error={self.on_redis_error!r})"
+        )
+
+    def redis_key(self, key: str) -> str:
+        """Return the Redis key of the budget that ``open(key=key)`` shares."""
+        name = self.key or hashlib.sha256(key.encode()).hexdigest()[:32]
+        # Braces: a hash tag, so the one key maps to one slot in Redis Cluster too.
+        return f"{self.prefix}:{{{name}}}"
+
+    def open(self, *, key: str) -> RedisLimiter:
+        """Return a limiter bound to the running loop; raise RuntimeError outside one."""
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, got {type(key).__name__}")
+        loop = asyncio.get_running_loop()
+        if self._redis is not None:
+            return RedisLimiter(self, self._redis, owns_client=False, key=key, loop=loop)
+        assert self._url is not None
+        kwargs: dict[str, Any] = {
+            "socket_timeout": self.redis_timeout,
+            "socket_connect_timeout": self.redis_timeout,
+            # The limiter decides what a failure means; redis-py must not retry it.
+            "retry": Retry(NoBackoff(), 0),
+        }
+        kwargs.update(self._client_kwargs)
+        client = Redis.from_url(self._url, **kwargs)
+        return RedisLimiter(self, client, owns_client=True, key=key, loop=loop)
+
+
+class RedisLimiter:
+    """Hand out start slots from the schedule in Redis to this worker's coroutines."""
+
+    def __init__(
+        self,
+        config: RedisRateLimit,
+        client: Redis | RedisCluster,
+        *,
+        owns_client: bool,
+        key: str,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.config = config
+        self._client = client
+        self._owns_client = owns_client
+        self._loop = loop
+        #: The Redis key of the shared budget.
+        self.redis_key = config.redis_key(key)
+        self._open_key = key
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._loaded = False
+        self._sha = _SCRIPT_SHA
+        self._span = config.time_period + max(_SLACK_FRACTION * config.time_period, _SLACK_MIN)
+        # Lateness beyond this gives the slot up: half the slack, the other half
+        # is left for the jitter between this process and the API server.
+        self._tolerance = (self._span - config.time_period) / 2
+        self._min_rtt = math.inf
+        self._last_slot = 0  # server microseconds of the last slot Redis gave this worker
+        self._gate_until = -math.inf  # loop time: this worker's own view of the gate
+        # The local fallback ("local" mode).
+        self._fallback: Limiter | None = None
+        self._local = False
+        self._quiet_until = -math.inf
+        self._next_probe = -math.inf
+        self._last_local_start = -math.inf
+        self._warned = False
+        # Counters.
+        self._acquired = 0
+        self._acquired_locally = 0
+        self._forfeited = 0
+        self._throttled = 0
+        self._script_loads = 0
+        self._redis_errors = 0
+        self._fallbacks = 0
+
+    @property
+    def stats(self) -> RedisLimiterStats:
+        """Return a snapshot of the limiter's counters."""
+        return RedisLimiterStats(
+            acquired=self._acquired,
+            acquired_locally=self._acquired_locally,
+            forfeited=self._forfeited,
+            throttled=self._throttled,
+            script_loads=self._script_loads,
+            redis_errors=self._redis_errors,
+            fallbacks=self._fallbacks,
+            local=self._local,
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientStateError("the rate limiter is closed")
+
+    async def _eval(self, mode: str, *, rejoin: float = 0.0, delay: float = -1.0) -> list[int]:
+        """Run the script once, loading it first if Redis does not know it."""
+        cfg = self.config
+        args = (
+            mode,
+            repr(cfg.max_rate),
+            repr(self._span * _US),
+            repr(cfg.time_period * _US),
+            repr(min(cfg.max_rate, max(1.0, 0.01 * cfg.max_rate))),
+            str(cfg.expected_workers),
+            str(math.ceil(cfg.idle_ttl * 1000)),
+            str(self._last_slot),
+            repr(rejoin * _US),
+            repr(delay * _US if delay >= 0 else -1.0),
+            repr(MAX_GATE_SECONDS * _US),
+            repr(_BETA),
+            repr(_C_DOWN),
+            repr(_C_UP),
+            repr(_BACKOFF_FIRST * _US),
+            repr(_BACKOFF_MAX * _US),
+        )
+        client = self._client
+        try:
+            async with asyncio.timeout(cfg.redis_timeout):
+                if not self._loaded:
+                    await self._load()
+                try:
+                    reply = await client.evalsha(self._sha, 1, self.redis_key, *args)
+                except NoScriptError:
+                    # SCRIPT FLUSH, a restart, or a failover to a replica without it.
+                    logger.debug("Redis lost the rate limit script: loading it again")
+                    await self._load()
+                    reply = await client.evalsha(self._sha, 1, self.redis_key, *args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_errors += 1
+            what = "no answer within" if isinstance(exc, TimeoutError) else "error"
+            raise _Unavailable(
+                f"{what} {cfg.redis_timeout:g} s: {type(exc).__name__}: {exc}"
+                if isinstance(exc, TimeoutError)
+                else f"{what}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return [int(x) for x in reply]
+
+    async def _load(self) -> None:
+        sha = await self._client.script_load(_SCRIPT)
+        self._sha = sha.decode() if isinstance(sha, bytes) else str(sha)
+        self._loaded = True
+        self._script_loads += 1
+
+    async def acquire(self) -> None:
+        """Wait until a request may start: a free slot in Redis and an open 429 gate."""
+        self._check_open()
+        if asyncio.get_running_loop() is not self._loop:
+            raise ClientStateError("the rate limiter was opened on another event loop")
+        async with self._lock:
+            while True:
+                self._check_open()
+                now = self._loop.time()
+                if now < self._gate_until:
+                    await asyncio.sleep(self._gate_until - now)
+                    continue
+                if self._local and now < self._next_probe:
+                    await self._acquire_local()
+                    return
+                try:
+                    if self._local:
+                        self._next_probe = now + self.config.probe_interval
+                        await self._rejoin()
+                    else:
+                        await self._acquire_redis(rejoin=False)
+                except _Unavailable as exc:
+                    self._unavailable(exc)
+                    continue
+                self._acquired += 1
+                return
+
+    async def _acquire_redis(self, *, rejoin: bool) -> None:
+        """Reserve a slot, sleep until it, confirm it; give it up if the gate closed or late."""
+        loop = self._loop
+        rejoin_for = self.config.probe_interval + self._span if rejoin else 0.0
+        while True:
+            self._check_open()
+            t0 = loop.time()
+            wait_us, slot, _ = await self._eval("acquire", rejoin=rejoin_for)
+            rejoin_for = 0.0
+            t1 = loop.time()
+            self._min_rtt = min(self._min_rtt, t1 - t0)
+            self._last_slot = slot
+            wait = wait_us / _US
+            trips = 1
+            if wait > 0:
+                await asyncio.sleep(wait)
+                self._check_open()
+                t2 = loop.time()
+                gate_us, _ = await self._eval("check")
+                self._min_rtt = min(self._min_rtt, loop.time() - t2)
+                trips = 2
+                if gate_us > 0:
+                    # A 429 closed the gate while this worker slept: the slot is void.
+                    self._forfeited += 1
+                    continue
+            late = (loop.time() - t0) - wait - trips * self._min_rtt
+            if late > self._tolerance:
+                self._forfeited += 1
+                logger.debug("woke up %.1f ms late for a slot: reserving another", late * 1e3)
+                continue
+            return
+
+    async def _rejoin(self) -> None:
+        """Come back from the local fallback once Redis answers again."""
+        await self._eval("check")  # cheap: is Redis back?
+        # No window may hold both this worker's local starts and its Redis starts.
+        quiet = self._last_local_start + self._span - self._loop.time()
+        if quiet > 0:
+            await asyncio.sleep(quiet)
+        await self._acquire_redis(rejoin=True)
+        self._local = False
+        logger.warning("Redis answers again: the shared rate limit %s is back", self.redis_key)
+
+    async def _acquire_local(self) -> None:
+        if self._fallback is None:
+            self._fallback = RateLimit(
+                self.config.max_rate / self.config.expected_workers, self.config.time_period
+            ).open(key=self._open_key)
+        quiet = self._quiet_until - self._loop.time()
+        if quiet > 0:
+            await asyncio.sleep(quiet)
+        await self._fallback.acquire()
+        self._last_local_start = self._loop.time()
+        self._acquired += 1
+        self._acquired_locally += 1
+
+    def _unavailable(self, exc: _Unavailable) -> None:
+        if self.config.on_redis_error == "raise":
+            raise RateLimiterUnavailableError(
+                f"the shared rate limit in Redis ({self.redis_key}) is unavailable: {exc}. "
+                "No request was sent; on_redis_error='local' would fall back to a local "
+                "limit instead"
+            ) from exc.__cause__
+        if self._local:
+            return  # a failed probe: stay local
+        self._local = True
+        self._fallbacks += 1
+        now = self._loop.time()
+        # No window may hold both starts Redis allowed (all confirmed by now) and local ones.
+        self._quiet_until = now + self._span
+        self._next_probe = now + self.config.probe_interval
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "the shared rate limit in Redis (%s) is unavailable (%s): falling back to a "
+                "local limit of %g requests per %g s until it answers again",
+                self.redis_key,
+                exc,
+                self.config.max_rate / self.config.expected_workers,
+                self.config.time_period,
+            )
+
+    async def on_response(self, status: int, retry_after: float | None) -> None:
+        """Learn from an answer: a throttle closes the gate of every worker on the key."""
+        if self._fallback is not None:
+            await self._fallback.on_response(status, retry_after)
+        if not is_throttle(status, retry_after):
+            return
+        self._throttled += 1
+        now = self._loop.time()
+        if retry_after is not None and retry_after > 0:
+            # This worker pauses at once, even if Redis cannot be told.
+            self._gate_until = max(self._gate_until, now + min(retry_after, MAX_GATE_SECONDS))
+        if self._local or self._closed:
+            return
+        try:
+            gate_us, was_open, _ = await self._eval(
+                "throttle", delay=-1.0 if retry_after is None else max(retry_after, 0.0)
+            )
+        except _Unavailable as exc:
+            # The answer is in hand: failing the call for it would turn a retryable
+            # 429 into an error. The next acquire meets the outage.
+            logger.warning("could not share a %d with the other workers: %s", status, exc)
+            return
+        self._gate_until = max(self._gate_until, self._loop.time() + gate_us / _US)
+        if was_open:
+            logger.debug("shared gate closed for %.3g s after a %d", gate_us / _US, status)
+
+    async def aclose(self) -> None:
+        """Close the fallback and, if this limiter created it, the Redis client."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._fallback is not None:
+            await self._fallback.aclose()
+        if self._owns_client:
+            await self._client.aclose()
