@@ -1,0 +1,644 @@
+"""Tests for gtmhub_async.limits, in virtual time: no test sleeps for real."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import logging
+import math
+import random
+import selectors
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import attrs
+import pytest
+from aiolimiter import AsyncLimiter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gtmhub_async.errors import ClientStateError
+from gtmhub_async.limits import (
+    DEFAULT_RATE_LIMIT,
+    AdaptiveRate,
+    Limiter,
+    LimiterFactory,
+    LocalLimiter,
+    RateLimit,
+    is_throttle,
+)
+
+T = TypeVar("T")
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """Poll without blocking; when nothing is ready, jump the clock to the next timer.
+
+    Like a real clock, time also moves a microsecond per loop iteration: code that
+    re-arms a timer for "now" (aiolimiter does, on float rounding) would spin forever.
+    """
+
+    def __init__(self, loop: VirtualClockLoop) -> None:
+        super().__init__()
+        self._vloop = loop
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        ready: list[Any] = super().select(0)
+        if ready:
+            return ready
+        if timeout is None:
+            raise RuntimeError("deadlock: nothing is scheduled and nothing can wake the loop")
+        self._vloop.now += max(timeout, 1e-6)
+        return ready
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose time jumps to the next timer instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0  # not 0: catches code that assumes the clock starts at zero
+        super().__init__(_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    """Run ``main()`` on a fresh virtual-time loop."""
+
+    async def wrapper() -> T:
+        return await main()
+
+    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
+        return runner.run(wrapper())
+
+
+def max_in_window(starts: list[float], period: float) -> int:
+    """Return the most starts in any closed window [t, t + period]."""
+    starts = sorted(starts)
+    return max(
+        (bisect.bisect_right(starts, s + period) - i for i, s in enumerate(starts)), default=0
+    )
+
+
+def open_local(rate: RateLimit) -> LocalLimiter:
+    limiter = rate.open(key="https://app.gtmhub.com|acct")
+    assert isinstance(limiter, LocalLimiter)
+    return limiter
+
+
+async def saturate(limiter: Limiter, workers: int, until: float) -> list[float]:
+    """Acquire from ``workers`` coroutines until loop time ``until``; return start times."""
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    async def worker() -> None:
+        while True:
+            await limiter.acquire()
+            if loop.time() >= until:
+                return
+            starts.append(loop.time())
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return starts
+
+
+# --- configuration ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "message"),
+    [
+        ({"max_rate": "10"}, TypeError, "max_rate must be a number, got str"),
+        ({"max_rate": True}, TypeError, "max_rate must be a number, got bool"),
+        ({"max_rate": None}, TypeError, "max_rate must be a number, got NoneType"),
+        ({"max_rate": 0}, ValueError, "max_rate must be positive, got 0"),
+        ({"max_rate": -5.0}, ValueError, "max_rate must be positive, got -5.0"),
+        ({"max_rate": math.nan}, ValueError, "max_rate must be finite, got nan"),
+        ({"max_rate": math.inf}, ValueError, "max_rate must be finite, got inf"),
+        ({"max_rate": 5, "time_period": "1"}, TypeError, "time_period must be a number, got str"),
+        ({"max_rate": 5, "time_period": 0.0}, ValueError, "time_period must be positive, got 0.0"),
+        ({"max_rate": 5, "time_period": -1}, ValueError, "time_period must be positive, got -1"),
+    ],
+)
+def test_rate_limit_validates(kwargs: dict[str, Any], exc: type[Exception], message: str) -> None:
+    with pytest.raises(exc) as info:
+        RateLimit(**kwargs)
+    assert str(info.value) == message
+
+
+def test_default_rate_limit_is_a_factory() -> None:
+    assert RateLimit(10, 1.0) == DEFAULT_RATE_LIMIT
+    assert isinstance(DEFAULT_RATE_LIMIT, LimiterFactory)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        DEFAULT_RATE_LIMIT.max_rate = 20  # type: ignore[misc]
+
+
+def test_open_needs_a_running_loop_and_a_str_key() -> None:
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        RateLimit(5).open(key="k")
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="key must be a str, got int"):
+            RateLimit(5).open(key=3)  # type: ignore[arg-type]
+        limiter = RateLimit(5).open(key="k")
+        assert isinstance(limiter, Limiter)
+        await limiter.aclose()
+
+    run(main)
+
+
+def test_adaptive_rate_validates() -> None:
+    with pytest.raises(ValueError, match="time_period must be positive, got 0"):
+        AdaptiveRate(5, 0, clock=lambda: 0.0)
+
+
+def test_is_throttle() -> None:
+    assert is_throttle(429, None)
+    assert is_throttle(429, 2.0)
+    assert is_throttle(503, 1.0)
+    assert not is_throttle(503, None)
+    assert not is_throttle(500, 1.0)
+    assert not is_throttle(200, None)
+
+
+# --- the window guarantee ----------------------------------------------------------
+
+
+def test_bare_aiolimiter_bursts_about_twice_max_rate() -> None:
+    """Why the limiter does not use AsyncLimiter(max_rate, period) as is."""
+
+    async def main() -> int:
+        bucket = AsyncLimiter(10, 1.0)
+        loop = asyncio.get_running_loop()
+        starts: list[float] = []
+
+        async def worker() -> None:
+            for _ in range(5):
+                await bucket.acquire()
+                starts.append(loop.time())
+
+        await asyncio.gather(*(worker() for _ in range(10)))
+        return max_in_window(starts, 1.0)
+
+    assert run(main) >= 19
+
+
+@pytest.mark.parametrize(("max_rate", "period"), [(10, 1.0), (1, 1.0), (100, 1.0), (30, 60.0)])
+def test_no_more_than_max_rate_in_any_window_at_start_up(max_rate: int, period: float) -> None:
+    async def main() -> list[float]:
+        limiter = open_local(RateLimit(max_rate, period))
+        loop = asyncio.get_running_loop()
+        starts = await saturate(limiter, 4 * max_rate, loop.time() + 5 * period)
+        await limiter.aclose()
+        return starts
+
+    starts = run(main)
+    assert 0.97 * max_rate <= max_in_window(starts, period) <= max_rate
+    # The first period is the one a bare leaky bucket gets wrong.
+    assert sum(1 for s in starts if s <= starts[0] + period) <= max_rate
+
+
+def test_no_burst_after_an_idle_spell() -> None:
+    async def main() -> list[float]:
+        limiter = open_local(RateLimit(20))
+        loop = asyncio.get_running_loop()
+        starts = await saturate(limiter, 50, loop.time() + 3)
+        await asyncio.sleep(7.3)  # idle: a bucket with burst credit would refill here
+        starts += await saturate(limiter, 50, loop.time() + 3)
+        await asyncio.sleep(0.51)
+        starts += await saturate(limiter, 50, loop.time() + 3)
+        return starts
+
+    assert max_in_window(run(main), 1.0) <= 20
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    max_rate=st.integers(min_value=1, max_value=200),
+    gaps=st.lists(st.floats(min_value=0.0, max_value=0.3), min_size=1, max_size=300),
+)
+def test_window_guarantee_under_any_arrival_pattern(max_rate: int, gaps: list[float]) -> None:
+    async def main() -> list[float]:
+        limiter = open_local(RateLimit(max_rate))
+        loop = asyncio.get_running_loop()
+        starts: list[float] = []
+
+        async def one() -> None:
+            await limiter.acquire()
+            starts.append(loop.time())
+
+        tasks = []
+        for gap in gaps:
+            await asyncio.sleep(gap)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        return starts
+
+    assert max_in_window(run(main), 1.0) <= max_rate
+
+
+@pytest.mark.parametrize(("max_rate", "period"), [(1, 1.0), (10, 1.0), (97, 1.0), (500, 1.0)])
+def test_utilisation_at_least_97_percent(max_rate: int, period: float) -> None:
+    duration = 120 * period
+
+    async def main() -> list[float]:
+        limiter = open_local(RateLimit(max_rate, period))
+        loop = asyncio.get_running_loop()
+        return await saturate(limiter, 16, loop.time() + duration)
+
+    achieved = len(run(main)) / (duration / period)
+    assert achieved >= 0.97 * max_rate
+    assert achieved <= max_rate
+
+
+def test_non_integer_rate_stays_under_its_ceiling() -> None:
+    async def main() -> list[float]:
+        limiter = open_local(RateLimit(2.5))
+        loop = asyncio.get_running_loop()
+        return await saturate(limiter, 8, loop.time() + 100)
+
+    starts = run(main)
+    assert max_in_window(starts, 1.0) <= 3
+    assert 0.97 * 250 <= len(starts) <= 250
+
+
+# --- fairness and cancellation ------------------------------------------------------
+
+
+def test_waiters_are_served_first_in_first_out() -> None:
+    async def main() -> list[int]:
+        limiter = open_local(RateLimit(5))
+        order: list[int] = []
+
+        async def one(i: int) -> None:
+            await limiter.acquire()
+            order.append(i)
+
+        tasks = []
+        for i in range(30):
+            tasks.append(asyncio.create_task(one(i)))
+            await asyncio.sleep(0)  # each task reaches acquire() before the next starts
+        await asyncio.gather(*tasks)
+        return order
+
+    assert run(main) == list(range(30))
+
+
+def test_cancelled_waiter_gives_up_its_place() -> None:
+    async def main() -> None:
+        limiter = open_local(RateLimit(1))
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        started: dict[str, float] = {}
+
+        async def one(name: str) -> None:
+            await limiter.acquire()
+            started[name] = loop.time() - t0
+
+        tasks = {name: asyncio.create_task(one(name)) for name in "abcd"}
+        await asyncio.sleep(0.5)
+        tasks["b"].cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        # c takes b's slot, d takes c's: the pacing is 1.02 s a start.
+        assert started["a"] == pytest.approx(0, abs=1e-3)
+        assert started["c"] == pytest.approx(1.02, abs=1e-3)
+        assert started["d"] == pytest.approx(2.04, abs=1e-3)
+        assert "b" not in started
+        assert not limiter._waiters  # no state left behind
+        assert limiter._timer is None
+        assert limiter.stats.acquired == 3
+        assert limiter.stats.waiting == 0
+
+    run(main)
+
+
+def test_waiter_cancelled_right_after_its_grant_hands_the_slot_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def main() -> None:
+        limiter = open_local(RateLimit(1))
+        loop = asyncio.get_running_loop()
+        await limiter.acquire()
+        t0 = loop.time()
+        granted = asyncio.create_task(limiter.acquire())
+        later: list[float] = []
+
+        async def next_one() -> None:
+            await limiter.acquire()
+            later.append(loop.time() - t0)
+
+        nxt = asyncio.create_task(next_one())
+        await asyncio.sleep(0)
+        grant = LocalLimiter._grant
+
+        def grant_then_cancel(self: LocalLimiter, now: float) -> None:
+            # Cancel the waiter after its future resolved, before its task resumes.
+            grant(self, now)
+            granted.cancel()
+            monkeypatch.setattr(LocalLimiter, "_grant", grant)
+
+        monkeypatch.setattr(LocalLimiter, "_grant", grant_then_cancel)
+        with pytest.raises(asyncio.CancelledError):
+            await granted
+        await nxt
+        # The slot at 1.02 went to the next waiter instead of being wasted.
+        assert later == [pytest.approx(1.02, abs=1e-3)]
+        assert limiter.stats.acquired == 2
+        assert not limiter._waiters
+
+    run(main)
+
+
+def test_wait_timeout_leaves_nothing_behind() -> None:
+    async def main() -> None:
+        limiter = open_local(RateLimit(1))
+        await limiter.acquire()
+        for _ in range(5):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await limiter.acquire()
+        assert not limiter._waiters
+        assert limiter._timer is None
+
+    run(main)
+
+
+# --- closing and loops ---------------------------------------------------------------
+
+
+def test_aclose_fails_waiters_and_later_acquires() -> None:
+    async def main() -> None:
+        limiter = open_local(RateLimit(1))
+        await limiter.acquire()
+        waiter = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0)
+        await limiter.aclose()
+        with pytest.raises(ClientStateError, match="closed"):
+            await waiter
+        with pytest.raises(ClientStateError, match="closed"):
+            await limiter.acquire()
+        await limiter.aclose()  # idempotent
+
+    run(main)
+
+
+def test_acquire_on_another_loop_is_refused() -> None:
+    async def opener() -> LocalLimiter:
+        return open_local(RateLimit(1))
+
+    limiter = run(opener)
+
+    async def main() -> None:
+        with pytest.raises(ClientStateError, match="another event loop"):
+            await limiter.acquire()
+
+    run(main)
+
+
+# --- the 429 gate -----------------------------------------------------------------
+
+
+def test_gate_is_shared_by_fifty_coroutines() -> None:
+    async def main() -> None:
+        limiter = open_local(RateLimit(100))
+        loop = asyncio.get_running_loop()
+        starts: list[float] = []
+        t_end = loop.time() + 6.0
+
+        async def worker() -> None:
+            while loop.time() < t_end:
+                await limiter.acquire()
+                starts.append(loop.time())
+                await asyncio.sleep(0.05)  # the request in flight
+                await limiter.on_response(200, None)
+
+        tasks = [asyncio.create_task(worker()) for _ in range(50)]
+        await asyncio.sleep(2.0)
+        # 50 requests in flight all come back 429 within a few ms.
+        closed_at = loop.time()
+        for i in range(50):
+            await limiter.on_response(429, 3.0 if i == 0 else 2.5)
+            await asyncio.sleep(0.0001)
+        await asyncio.gather(*tasks)
+        reopened = closed_at + 3.0
+        during = [s for s in starts if closed_at < s < reopened - 1e-9]
+        assert during == []
+        assert any(abs(s - reopened) < 1e-3 for s in starts)
+        stats = limiter.stats
+        assert stats.gate_closures == 1  # one gate, not 50
+        assert stats.decreases == 1
+        assert stats.throttled == 50
+        assert stats.waits >= 50
+
+    run(main)
+
+
+def test_gate_extends_to_the_latest_deadline() -> None:
+    async def main() -> None:
+        limiter = open_local(RateLimit(10))
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await limiter.on_response(429, 2.0)
+        await asyncio.sleep(0.5)
+        await limiter.on_response(429, 2.0)  # ends at 2.5
+        await limiter.on_response(429, 1.0)  # earlier: ignored
+        await limiter.acquire()
+        assert loop.time() - t0 == pytest.approx(2.5, abs=1e-3)
+        assert limiter.stats.gate_closures == 1
+
+    run(main)
+
+
+def test_backoff_doubles_without_retry_after_and_resets_on_success() -> None:
+    now = [0.0]
+    core = AdaptiveRate(10, clock=lambda: now[0])
+    gates = []
+    for _ in range(8):
+        core.on_throttled(None)
+        gates.append(core.gate_until - now[0])
+        core.on_throttled(None)  # a second request already in flight: no doubling
+        assert core.gate_until - now[0] == gates[-1]
+        now[0] = core.gate_until
+    assert gates == [1, 2, 4, 8, 16, 32, 32, 32]
+    core.on_accepted()
+    core.on_throttled(None)
+    assert core.gate_until - now[0] == 1
+
+
+def test_retry_after_is_capped_and_sanitised() -> None:
+    now = [0.0]
+    core = AdaptiveRate(10, clock=lambda: now[0])
+    core.on_throttled(3600.0)
+    assert core.gate_until == 60.0
+    now[0] = 100.0
+    core.on_throttled(-4.0)
+    assert core.gate_until == 100.0
+    core.on_throttled(math.nan)
+    assert core.gate_until == 100.0
+
+
+def test_503_with_retry_after_closes_the_gate_but_not_without() -> None:
+    async def main() -> None:
+        limiter = open_local(RateLimit(10))
+        await limiter.on_response(503, None)
+        await limiter.on_response(500, None)
+        assert limiter.stats.gate_closures == 0
+        await limiter.on_response(503, 1.0)
+        assert limiter.stats.gate_closures == 1
+        assert limiter.stats.gate_remaining == pytest.approx(1.0)
+
+    run(main)
+
+
+def test_gate_closure_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        limiter = open_local(RateLimit(10))
+        await limiter.on_response(429, 1.0)
+
+    with caplog.at_level(logging.DEBUG, logger="gtmhub_async.limits"):
+        run(main)
+    messages = [r.getMessage() for r in caplog.records if r.name == "gtmhub_async.limits"]
+    assert any("gate closed for 1 s after a 429" in m for m in messages)
+    assert any("rate lowered from 10 to 7" in m for m in messages)
+
+
+# --- adapting the rate -------------------------------------------------------------
+
+
+def test_multiplicative_decrease_then_recovery_when_nothing_was_accepted() -> None:
+    now = [0.0]
+    core = AdaptiveRate(100, clock=lambda: now[0])
+    core.on_throttled(1.0)
+    assert core.rate() == pytest.approx(70)
+    assert core.interval() == pytest.approx(1.02 / 70)
+    # A second 429 in the same window does not lower the rate again.
+    now[0] = 0.5
+    core.on_throttled(None)
+    assert core.rate() == pytest.approx(70)
+    assert core.decreases == 1
+    # From the gate's reopening the rate climbs back, concave, to max_rate.
+    reopened = core.gate_until
+    rates = []
+    for i in range(41):
+        now[0] = reopened + i * 0.1
+        rates.append(core.rate())
+    assert rates == sorted(rates)
+    assert rates[0] == pytest.approx(70)
+    assert rates[-1] == 100
+    assert core.rate() == 100
+
+
+def test_decrease_learns_the_ceiling_from_accepted_answers() -> None:
+    now = [0.0]
+    core = AdaptiveRate(100, clock=lambda: now[0])
+    for i in range(60):  # 60 accepted over the last second ...
+        now[0] = 10 + i / 60
+        core.on_accepted()
+    now[0] = 11.0
+    assert core.accepted_in_window() == 60  # counted over time_period + 20 ms of slack
+    now[0] = 11.05
+    assert core.accepted_in_window() == 58  # 10.0 and 10.017 have left the window
+    core.on_throttled(1.0)
+    assert core.rate() == pytest.approx(58 * 0.99)
+    # ... it holds there from the gate's reopening, then probes up slowly.
+    now[0] = 12.05 + 5
+    assert core.rate() == pytest.approx(58 * 0.99, rel=0.001)
+    now[0] = 12.05 + 30
+    assert core.rate() / (58 * 0.99) == pytest.approx(1 + 3e-6 * 30**3)
+    # A decrease happens at most once per time_period.
+    now[0] = 12.05 + 30.5
+    core.on_throttled(1.0)
+    gate = core.gate_until
+    now[0] = 12.05 + 30.6
+    core.on_throttled(1.0)
+    assert core.decreases == 2
+    assert core.gate_until == pytest.approx(gate + 0.1)
+
+
+def test_rate_never_drops_below_the_floor() -> None:
+    now = [0.0]
+    core = AdaptiveRate(10, clock=lambda: now[0])
+    for _ in range(30):
+        core.on_throttled(None)
+        now[0] = core.gate_until
+    assert core.rate() == core.floor == 1.0
+
+
+# --- against simulated servers -------------------------------------------------------
+
+
+@attrs.define
+class SlidingWindowServer:
+    """Accept at most ``limit`` arrivals in any closed window of ``period`` seconds."""
+
+    limit: int
+    period: float = 1.0
+    accepted: collections.deque[float] = attrs.field(factory=collections.deque)
+    log: list[tuple[float, int]] = attrs.field(factory=list)
+
+    def handle(self, now: float) -> tuple[int, float | None]:
+        while self.accepted and self.accepted[0] < now - self.period:
+            self.accepted.popleft()
+        if len(self.accepted) < self.limit:
+            self.accepted.append(now)
+            self.log.append((now, 200))
+            return 200, None
+        self.log.append((now, 429))
+        # Servers round Retry-After up to whole seconds.
+        return 429, float(max(1, math.ceil(self.accepted[0] + self.period - now)))
+
+
+def simulate(
+    configured: float, server: SlidingWindowServer, seconds: float, seed: int, workers: int = 64
+) -> LocalLimiter:
+    """Saturate ``server`` through a limiter; one-way latency 20 ms +- 5 ms."""
+    rng = random.Random(seed)
+
+    async def main() -> LocalLimiter:
+        limiter = open_local(RateLimit(configured))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+
+        async def worker() -> None:
+            while True:
+                await limiter.acquire()
+                if loop.time() >= end:
+                    return
+                await asyncio.sleep(0.020 + rng.uniform(-0.005, 0.005))
+                status, retry_after = server.handle(loop.time())
+                await asyncio.sleep(0.020 + rng.uniform(-0.005, 0.005))
+                await limiter.on_response(status, retry_after)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return limiter
+
+    return run(main)
+
+
+@pytest.mark.parametrize(("limit", "seed"), [(10, 1), (50, 2), (50, 3), (100, 4), (200, 5)])
+def test_no_429_from_a_server_whose_limit_is_the_configured_rate(limit: int, seed: int) -> None:
+    server = SlidingWindowServer(limit)
+    limiter = simulate(limit, server, 60, seed)
+    statuses = collections.Counter(status for _, status in server.log)
+    assert statuses[429] == 0
+    assert statuses[200] >= 0.97 * limit * 60
+    assert limiter.stats.gate_closures == 0
+
+
+@pytest.mark.parametrize(
+    ("configured", "hidden", "seed"),
+    [(100, 50, 11), (100, 50, 12), (20, 10, 13), (1000, 200, 14), (60, 7, 15), (100, 99, 16)],
+)
+def test_settles_at_a_lower_hidden_server_limit(configured: int, hidden: int, seed: int) -> None:
+    seconds, warm_up = 180.0, 10.0
+    server = SlidingWindowServer(hidden)
+    limiter = simulate(configured, server, seconds, seed)
+    t0 = server.log[0][0]
+    after = [status for t, status in server.log if t >= t0 + warm_up]
+    ok = after.count(200)
+    share_429 = after.count(429) / len(after)
+    assert ok / (seconds - warm_up) >= 0.9 * hidden, (ok / (seconds - warm_up), share_429)
+    assert share_429 < 0.02
+    assert limiter.stats.decreases >= 1
