@@ -27,7 +27,7 @@ Three things keep the schedule honest once the reply has left Redis:
   before it starts: if a 429 closed the shared gate meanwhile, the slot is given
   up and the worker waits for the gate.
 * A worker that wakes up late (a busy event loop, a slow reply: lateness beyond
-  the fastest round trip seen) by more than half the slack gives its slot up
+  the fastest round trip seen) by more than a third of the slack gives its slot up
   and reserves a new one, so late starts never bunch up with the next ones.
   Giving a slot up only ever lowers the rate.
 
@@ -262,7 +262,10 @@ class RedisRateLimit:
     the limiter never closes; or use ``RedisRateLimit.from_url``, whose
     limiters create and close their own. Give it short socket timeouts and no
     retries: a limiter must fail fast, not hang (each call is also cut off
-    after ``redis_timeout``). See the module docstring for the algorithm.
+    after ``redis_timeout``). ``slack`` is the pacing headroom added to every
+    ``time_period`` (default ``max(2% of time_period, 15 ms)``, as the local
+    limiter); raise it when the jitter between workers and the API is larger.
+    See the module docstring for the algorithm.
     """
 
     __slots__ = (
@@ -277,6 +280,7 @@ class RedisRateLimit:
         "prefix",
         "probe_interval",
         "redis_timeout",
+        "slack",
         "time_period",
     )
 
@@ -289,6 +293,7 @@ class RedisRateLimit:
     redis_timeout: float
     idle_ttl: float
     probe_interval: float
+    slack: float
 
     def __init__(
         self,
@@ -303,6 +308,7 @@ class RedisRateLimit:
         redis_timeout: float = 0.5,
         idle_ttl: float = 60.0,
         probe_interval: float = 1.0,
+        slack: float | None = None,
     ) -> None:
         if not isinstance(redis, Redis | RedisCluster):
             raise TypeError(
@@ -323,6 +329,7 @@ class RedisRateLimit:
             redis_timeout=redis_timeout,
             idle_ttl=idle_ttl,
             probe_interval=probe_interval,
+            slack=slack,
         )
 
     @classmethod
@@ -339,6 +346,7 @@ class RedisRateLimit:
         redis_timeout: float = 0.5,
         idle_ttl: float = 60.0,
         probe_interval: float = 1.0,
+        slack: float | None = None,
         **redis_kwargs: Any,
     ) -> RedisRateLimit:
         """Return a limit whose limiters each open (and close) their own client for ``url``."""
@@ -362,6 +370,7 @@ class RedisRateLimit:
             redis_timeout=redis_timeout,
             idle_ttl=idle_ttl,
             probe_interval=probe_interval,
+            slack=slack,
         )
         return self
 
@@ -377,6 +386,7 @@ class RedisRateLimit:
         redis_timeout: float,
         idle_ttl: float,
         probe_interval: float,
+        slack: float | None,
     ) -> None:
         self.max_rate = _number("max_rate", max_rate)
         self.time_period = _number("time_period", time_period)
@@ -393,11 +403,13 @@ class RedisRateLimit:
         self.redis_timeout = _number("redis_timeout", redis_timeout)
         self.idle_ttl = _number("idle_ttl", idle_ttl)
         self.probe_interval = _number("probe_interval", probe_interval)
-        slack = max(_SLACK_FRACTION * self.time_period, _SLACK_MIN)
-        if self.idle_ttl < self.time_period + slack:
+        if slack is None:
+            slack = max(_SLACK_FRACTION * self.time_period, _SLACK_MIN)
+        self.slack = _number("slack", slack)
+        if self.idle_ttl < self.time_period + self.slack:
             raise ValueError(
                 f"idle_ttl must be at least time_period + slack "
-                f"({self.time_period + slack:g} s), got {idle_ttl!r}"
+                f"({self.time_period + self.slack:g} s), got {idle_ttl!r}"
             )
 
     def __repr__(self) -> str:
@@ -455,10 +467,11 @@ class RedisLimiter:
         self._closed = False
         self._loaded = False
         self._sha = _SCRIPT_SHA
-        self._span = config.time_period + max(_SLACK_FRACTION * config.time_period, _SLACK_MIN)
-        # Lateness beyond this gives the slot up: half the slack, the other half
-        # is left for the jitter between this process and the API server.
-        self._tolerance = (self._span - config.time_period) / 2
+        self._span = config.time_period + config.slack
+        # Lateness beyond this gives the slot up: a third of the slack; the rest is
+        # left for what follows acquire (the event loop reaching the request, the
+        # network, the API server's own timestamps), which no limiter can see.
+        self._tolerance = config.slack / 3
         self._min_rtt = math.inf
         self._last_slot = 0  # server microseconds of the last slot Redis gave this worker
         self._gate_until = -math.inf  # loop time: this worker's own view of the gate

@@ -334,6 +334,7 @@ async def test_closed_limiter_refuses(redis_server: RedisServer) -> None:
         ({"redis_timeout": 0}, ValueError, "redis_timeout must be positive"),
         ({"idle_ttl": 0.5}, ValueError, "idle_ttl must be at least"),
         ({"key": ""}, TypeError, "key must be a non-empty str or None"),
+        ({"slack": 0}, ValueError, "slack must be positive"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
