@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -932,3 +933,16 @@ async def test_received_snapshots_counts_each_delivery(fake: FakeGtmhub, http: H
 async def test_concurrent_requests(fake: FakeGtmhub, http: Http) -> None:
     await asyncio.gather(*(create(http, name=f"k{i}") for i in range(50)))
     assert len(fake.kpis) == 50 and fake.count("POST", status=201) == 50
+
+
+async def test_large_bulk_update(fake: FakeGtmhub, http: Http) -> None:
+    kpis = fake.add_kpis(5000)
+    body = [{"id": k["id"], "description": "x" * 300} for k in kpis]
+    data = orjson.dumps(body)
+    assert len(data) > 1024 * 1024
+    # aiohttp warns (ResourceWarning) about raw bytes this large: stream them instead.
+    status, headers, _ = await http(
+        "PATCH", "/v1/kpis", data=io.BytesIO(data), headers={"Content-Type": "application/json"}
+    )
+    assert status == 204 and headers["X-Request-Id"]
+    assert all(k["description"] == "x" * 300 for k in fake.kpis.values())

@@ -38,6 +38,7 @@ HOST: Final = "127.0.0.1"
 API_PREFIX: Final = "/api"
 #: How long closing waits for handlers still running; stalls are woken up before that.
 _SHUTDOWN_TIMEOUT: Final = 2.0
+_MAX_BODY: Final = 64 * 1024 * 1024
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -103,7 +104,8 @@ class FakeGtmhub:
         if self._clock is None:
             self._clock = asyncio.get_running_loop().time
         self._closing = asyncio.Event()
-        app = web.Application()
+        # Large bulk bodies must reach the endpoint, not aiohttp's default 1 MiB cap.
+        app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
