@@ -37,6 +37,7 @@ from gtmhub_async.models import (
     UpdateKpiRequest,
     VirtualKpiGroup,
 )
+from gtmhub_async.pagination import KpiIterator, KpiPageIterator, PaginationError
 from gtmhub_async.retry import RetryPolicy
 from gtmhub_async.session import ClientStats
 
@@ -57,10 +58,13 @@ __all__ = [
     "GtmhubError",
     "Kpi",
     "KpiFormatting",
+    "KpiIterator",
     "KpiPage",
+    "KpiPageIterator",
     "KpiSnapshot",
     "KpiSnapshotRequest",
     "NotFoundError",
+    "PaginationError",
     "PaymentRequiredError",
     "PermissionDeniedError",
     "RateLimit",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
 
 from gtmhub_async import routes
+from gtmhub_async.pagination import KpiIterator
 from gtmhub_async.routes import Route
 
 if TYPE_CHECKING:
@@ -113,3 +114,34 @@ class Kpis(Resource):
     bulk_update = Endpoint(routes.BULK_UPDATE_KPIS)
     update = Endpoint(routes.UPDATE_KPI)
     delete = Endpoint(routes.DELETE_KPI)
+
+    def list(
+        self,
+        *,
+        filter: Mapping[str, Any] | str | None = None,
+        sort: Sequence[str] | str | None = None,
+        fields: Sequence[str] | str | None = None,
+        page_size: int = 100,
+        max_items: int | None = None,
+        start: int = 0,
+        prefetch: int = 1,
+    ) -> KpiIterator:
+        """Iterate over every KPI matching ``filter``, fetching ``prefetch`` pages ahead.
+
+        The order is ``sort`` with the id as the last key (the id alone by default),
+        so that offset pages never overlap. ``max_items`` caps the items yielded,
+        ``start`` is the offset of the first one: a ``PaginationError``'s ``position``
+        (or the iterator's ``position``) resumes an interrupted walk. Use
+        ``async with client.kpis.list() as kpis:`` to cancel the prefetch on early exit;
+        ``.pages()`` yields whole ``KpiPage`` objects instead.
+        """
+        return KpiIterator(
+            self._client,
+            filter=filter,
+            sort=sort,
+            fields=fields,
+            page_size=page_size,
+            max_items=max_items,
+            start=start,
+            prefetch=prefetch,
+        )
