@@ -31,6 +31,13 @@ Three things keep the schedule honest once the reply has left Redis:
   and reserves a new one, so late starts never bunch up with the next ones.
   Giving a slot up only ever lowers the rate.
 
+What no limiter sees is the time between ``acquire`` returning and the request
+reaching the API: with several processes, one that the OS deschedules for longer
+than the rest of the slack (about 13 ms by default) sends its request late while
+the others keep to the schedule, and the API may count ``max_rate + 1`` in a
+window. The benchmark saw this on a 2-core box at load average 4 (a worst window
+of 101-102 for 100); raise ``slack`` where the hosts are that busy.
+
 **The 429 gate and the adaptive rate are shared.** A throttle reported to any
 worker (``on_response``: a 429, or a 503 with Retry-After) runs the script in
 "throttle" mode: it pushes the gate's reopen time, stored in Redis, to
