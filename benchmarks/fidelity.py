@@ -15,6 +15,11 @@ has learnt N), the number of 429s, and the worst 1 s window: the most arrivals
 (admitted or not) within any 1 s, over N. The two variants of a round run at
 the same time, each against its own server: they are I/O-bound (N is small),
 so they do not compete for CPU, and the scenario takes half as long.
+
+``benchmarks/rate_limit.py`` (the limiter's own benchmark) drives the bare
+``LocalLimiter`` with raw aiohttp and prints its table; this scenario measures the
+whole SDK call path (limiter, retries, 429 handling) and returns its figures to
+the harness.
 """
 
 from __future__ import annotations
