@@ -18,9 +18,10 @@ so that a limiter shared through Redis can reuse it:
   ``slack = max(2% of time_period, 15 ms)``. Servers count arrivals over a
   sliding window and arrivals jitter: with +-5 ms jitter two arrivals can come
   10 ms closer than they were sent, so ``max_rate + 1`` arrivals could fall in
-  one server window if the slack were under 10 ms. 2% of one second (20 ms)
-  leaves that 10 ms plus as much again for timer and scheduling noise, and
-  keeps 98% of ``max_rate`` (the issue asks for at least 97%).
+  one server window if the slack were under 10 ms. Of the 20 ms that 2% of one
+  second gives, 10 ms cover that jitter, 5 ms (``catch_up``) let a start that
+  a late timer delayed be made up on the next one instead of being lost, and
+  5 ms are spare; 2% keeps 98% of ``max_rate`` (the issue asks for 97%).
 * **Gate.** A 429 (or a 503 with Retry-After) closes one gate until
   ``now + Retry-After`` (capped at ``MAX_GATE_SECONDS``), or, without
   Retry-After, for an exponential backoff of 1, 2, 4 ... 32 s. More 429s while
@@ -139,6 +140,7 @@ class AdaptiveRate:
         "_streak",
         "_w_max",
         "_w_min",
+        "catch_up",
         "clock",
         "decreases",
         "floor",
@@ -153,6 +155,7 @@ class AdaptiveRate:
     max_rate: float  #: The configured ceiling, in requests per ``time_period``.
     time_period: float  #: The window, in seconds, that ``max_rate`` is counted over.
     slack: float  #: Seconds added to every ``time_period`` when pacing starts.
+    catch_up: float  #: Seconds a late start may take back from the next interval.
     floor: float  #: The rate never drops below this, in requests per ``time_period``.
     clock: Callable[[], float]  #: Monotonic seconds; the event loop's ``time`` in a limiter.
     gate_until: float  #: Clock time before which no request may start (the 429 gate).
@@ -166,6 +169,7 @@ class AdaptiveRate:
         self.max_rate = _check_number("max_rate", max_rate)
         self.time_period = _check_number("time_period", time_period)
         self.slack = max(_SLACK_FRACTION * self.time_period, _SLACK_MIN)
+        self.catch_up = self.slack / 4
         self.floor = min(self.max_rate, max(1.0, 0.01 * self.max_rate))
         self.clock = clock
         self.gate_until = -math.inf
@@ -389,7 +393,13 @@ class LocalLimiter:
         return max(self._next_start, self.core.gate_until)
 
     def _grant(self, now: float) -> None:
-        self._next_start = now + self.core.interval(now)
+        # Timers fire late (0.1-1 ms under load); spacing from the actual start
+        # would lose that on every grant (98% -> 96% measured). Keep the schedule
+        # instead, but let it lag `now` by at most `catch_up`, so a stall never
+        # turns into a burst: any max_rate + 1 starts still span at least
+        # time_period + slack - catch_up.
+        slot = max(self._next_start, now - self.core.catch_up)
+        self._next_start = slot + self.core.interval(now)
         self._acquired += 1
 
     async def acquire(self) -> None:
