@@ -29,16 +29,17 @@ so that a limiter shared through Redis can reuse it:
   deadline to the latest one; they neither double the backoff nor lower the
   rate again, and the rate is lowered at most once per ``time_period``.
 * **Rate.** On a closure the rate drops. When the server accepted requests in
-  the last window, that count is the server's real ceiling (it let exactly
-  that many through before refusing), so the rate drops to 99% of it (the
-  pacing slack adds 2% more headroom): one 429 costs a whole second of gate,
+  the last window (counted over ``time_period + slack``, as answers jitter
+  too), that count is the server's real ceiling (it let that many through
+  before refusing), so the rate drops to 99% of it (the pacing slack adds 2%
+  more headroom): one 429 costs a whole second of gate,
   since servers round Retry-After up, so the client must *hold* under the
   ceiling rather than oscillate around it. When nothing was accepted, the rate
   is cut to 70% (botocore's beta). Then it grows back CUBIC-style from the
   moment the gate reopens: ``w(t) = W_max - C_down * W_max * (K - t)^3`` up to
   the rate that failed (concave, quick), then ``W_max + C_up * W_max * (t - K)^3``
-  beyond it (convex, a slow probe: about 17 s before a 50 req/s server sees one
-  request too many), capped at ``max_rate``.
+  beyond it (convex, a slow probe: about 21 s before the server sees one
+  request too many, so about one 429 in 20 s of saturation), capped at ``max_rate``.
 """
 
 from __future__ import annotations
