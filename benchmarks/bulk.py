@@ -126,11 +126,12 @@ async def _sdk(base_url: str, n: int) -> float:
     ]
     async with GtmhubClient(TOKEN, ACCOUNT_ID, base_url=base_url, rate_limit=None) as client:
         t0 = time.perf_counter()
-        result = await client.kpis.upload_snapshots(items, concurrency=CONCURRENCY)
+        result = await client.kpis.upload_snapshots(
+            items, concurrency=CONCURRENCY, keep_succeeded=False
+        )
         seconds = time.perf_counter() - t0
-    failed = getattr(result, "failed", None)
-    if failed:
-        raise RuntimeError(f"{len(failed)} uploads failed")
+    if not result.ok or result.succeeded_count != n:
+        raise RuntimeError(f"the upload did not succeed for every item: {result!r}")
     return seconds
 
 

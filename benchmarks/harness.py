@@ -219,11 +219,14 @@ def interleave(
 ) -> dict[str, list[dict[str, float]]]:
     """Run every variant ``runs`` times in the order A B C A B C ...; return the runs."""
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    tty = sys.stderr.isatty()
     for i in range(runs):
         for variant in variants:
+            if tty:
+                print(f"\r  {progress} run {i + 1}/{runs} {variant:<24}", end="", file=sys.stderr)
             results[variant].append(run_one(variant, i))
-            print(f"\r  {progress} run {i + 1}/{runs} {variant:<24}", end="", file=sys.stderr)
-    print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
+    if tty:
+        print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
     return results
 
 
