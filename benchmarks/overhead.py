@@ -179,3 +179,27 @@ def run(options: Options) -> ScenarioResult:
         targets=targets,
         notes=notes,
     )
+
+
+def profile(variant: str = "sdk", n: int = 10_000, top: int = 30) -> None:
+    """Profile one variant with cProfile against a fresh server; print the top entries."""
+    import cProfile
+    import pstats
+
+    with Server() as server:
+        client_run(variant, server.base_url, 2_000, 200, 64)  # imports, hooks, connections
+        profiler = cProfile.Profile()
+        profiler.enable()
+        result = client_run(variant, server.base_url, n, 0, 64)
+        profiler.disable()
+    print(f"{variant}: {result}")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+if __name__ == "__main__":
+    # python -m benchmarks.overhead [VARIANT]: where the client's CPU goes (cProfile).
+    import sys
+
+    profile(sys.argv[1] if len(sys.argv) > 1 else "sdk")
