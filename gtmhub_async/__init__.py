@@ -1,6 +1,7 @@
 """Asyncio SDK for the Gtmhub (Quantive Results) KPI API."""
 
 from gtmhub_async._version import __version__
+from gtmhub_async.bulk import BulkResult, ItemResult, SnapshotUpload
 from gtmhub_async.client import DEFAULT_BASE_URL, GtmhubClient, Region
 from gtmhub_async.errors import (
     ApiError,
@@ -48,6 +49,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkResult",
     "ClientStateError",
     "ClientStats",
     "ConflictError",
@@ -56,6 +58,7 @@ __all__ = [
     "Formatting",
     "GtmhubClient",
     "GtmhubError",
+    "ItemResult",
     "Kpi",
     "KpiFormatting",
     "KpiIterator",
@@ -74,6 +77,7 @@ __all__ = [
     "ResponseDecodeError",
     "RetryPolicy",
     "ServerError",
+    "SnapshotUpload",
     "TargetOperator",
     "TransportError",
     "UnexpectedRedirectError",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+import os
+from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
 
-from gtmhub_async import routes
+from gtmhub_async import bulk, routes
+from gtmhub_async.bulk import BulkResult, SnapshotUpload
 from gtmhub_async.pagination import KpiIterator
 from gtmhub_async.routes import Route
 
@@ -144,4 +146,44 @@ class Kpis(Resource):
             max_items=max_items,
             start=start,
             prefetch=prefetch,
+        )
+
+    async def upload_snapshots(
+        self,
+        items: Iterable[SnapshotUpload] | AsyncIterable[SnapshotUpload],
+        *,
+        concurrency: int = 16,
+        on_progress: Callable[[int, int | None], object] | None = None,
+        stop_on_error: bool = False,
+        journal: str | os.PathLike[str] | None = None,
+        retry_unknown: bool = False,
+        keep_succeeded: bool = True,
+        result: BulkResult | None = None,
+    ) -> BulkResult:
+        """Post many snapshots, ``concurrency`` at a time, and say what became of each.
+
+        ``items`` is read lazily by a pool of ``concurrency`` workers, under the client's
+        rate limit and retry rules. Each item read lands in exactly one of
+        ``succeeded``, ``failed`` (not applied), ``unknown`` (may have been applied: it is
+        never sent again) or ``not_attempted``. ``on_progress(done, total)`` is called as
+        items finish (``total`` is None unless ``items`` has a length).
+        ``stop_on_error`` stops reading at the first failed or unknown item; those in
+        flight still finish. ``keep_succeeded=False`` keeps only the count of successes.
+
+        ``journal`` is a file that gets one JSON line per finished item; a run with the
+        same journal skips the items it records as succeeded (``skipped_count``, part of
+        ``succeeded``) and reports those it records as unknown without sending them,
+        unless ``retry_unknown``. Cancelling the upload re-raises CancelledError once no
+        worker is left; pass ``result=BulkResult()`` to read what was done until then.
+        """
+        return await bulk.upload_snapshots(
+            self._client,
+            items,
+            concurrency=concurrency,
+            on_progress=on_progress,
+            stop_on_error=stop_on_error,
+            journal=journal,
+            retry_unknown=retry_unknown,
+            keep_succeeded=keep_succeeded,
+            result=result,
         )
