@@ -220,6 +220,8 @@ class _Journal:
 
 
 _END: Final = object()
+#: Items settled without a request, in a row, after which a worker yields to the loop.
+_YIELD_EVERY: Final = 256
 
 
 class _Upload:
@@ -294,6 +296,7 @@ class _Upload:
     # --- Working ---------------------------------------------------------------------
 
     async def worker(self) -> None:
+        quick = 0
         while not self.stopping:
             try:
                 item = await self._next()
@@ -310,14 +313,23 @@ class _Upload:
                 self.result.not_attempted.append(ItemResult(index, item))
                 self.result.not_attempted_count += 1
                 continue
-            await self._one(index, item)
+            if await self._one(index, item):
+                quick = 0
+            else:
+                quick += 1
+                if quick >= _YIELD_EVERY:
+                    # Skipped and bad items finish without awaiting: give the loop (and a
+                    # cancellation) a turn now and then, as a long rerun may skip millions.
+                    quick = 0
+                    await asyncio.sleep(0)
 
-    async def _one(self, index: int, item: object) -> None:
+    async def _one(self, index: int, item: object) -> bool:
+        """Settle one item; return whether a request was sent for it."""
         try:
             upload = _check_item(item)
         except (TypeError, ValueError) as exc:
             self._failed(index, item, None, exc)
-            return
+            return False
         key = None
         journal = self._journal
         if journal is not None:
@@ -325,7 +337,7 @@ class _Upload:
             if _take(journal.succeeded, key):
                 self.result.skipped_count += 1
                 self._succeeded(upload)
-                return
+                return False
             if not self._retry_unknown and _take(journal.unknown, key):
                 error = UnknownOutcomeError(
                     f"journal {journal.path} records an earlier upload of this snapshot whose "
@@ -334,7 +346,7 @@ class _Upload:
                     method="POST",
                 )
                 self._unknown(index, upload, None, error, from_journal=True)
-                return
+                return False
         try:
             await self._create(upload.kpi_id, upload.snapshot)
         except asyncio.CancelledError as exc:
@@ -362,6 +374,7 @@ class _Upload:
             if journal is not None:
                 journal.write("succeeded", index, key, upload, None)
             self._succeeded(upload)
+        return True
 
     # --- Recording -------------------------------------------------------------------
 

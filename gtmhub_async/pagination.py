@@ -204,6 +204,9 @@ class _PageWalk:
                 await self.aclose()
                 raise
             accepted = self._accept(page, skip, take)
+            if self._done:
+                # The end is known: pages fetched ahead of it are of no use.
+                await self.aclose()
             self._fill()
             if accepted is not None:
                 return accepted

@@ -438,3 +438,39 @@ async def test_items_are_read_lazily_and_successes_can_be_counted_only() -> None
     assert result.succeeded_count == n == stub.kpis.calls and result.succeeded == []
     # Never more items read than workers busy: the generator is not drained into a list.
     assert most_in_flight <= 32
+
+
+async def test_a_rerun_that_skips_everything_still_lets_the_loop_run(tmp_path: Path) -> None:
+    from gtmhub_async.bulk import upload_snapshots
+
+    journal = tmp_path / "j.jsonl"
+    stub = _StubClient()
+    first = await upload_snapshots(stub, uploads([GOOD_ID], 3000), journal=journal)  # type: ignore[arg-type]
+    assert first.ok and stub.kpis.calls == 3000
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    seen: dict[int, int] = {}
+
+    def progress(done: int, total: int | None) -> None:
+        seen[done] = ticks
+
+    again = await upload_snapshots(
+        stub,  # type: ignore[arg-type]
+        uploads([GOOD_ID], 3000),
+        concurrency=2,
+        journal=journal,
+        on_progress=progress,
+    )
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert again.skipped_count == 3000 and stub.kpis.calls == 3000
+    # The workers yielded to the loop while skipping, although nothing was sent.
+    assert seen[3000] - seen[1] >= 5
