@@ -72,6 +72,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimit",
     "RateLimitError",
+    "RedisRateLimit",
     "RateLimiterUnavailableError",
     "Region",
     "ResponseDecodeError",
@@ -87,3 +88,16 @@ __all__ = [
     "VirtualKpiGroup",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import RedisRateLimit on first use, so the core works without the redis extra."""
+    if name == "RedisRateLimit":
+        try:
+            from gtmhub_async.redis_limits import RedisRateLimit
+        except ImportError as exc:
+            raise ImportError(
+                "RedisRateLimit needs the redis extra: pip install 'gtmhub-async[redis]'"
+            ) from exc
+        return RedisRateLimit
+    raise AttributeError(f"module 'gtmhub_async' has no attribute {name!r}")

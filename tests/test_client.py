@@ -333,3 +333,23 @@ async def test_raw_request_refuses_bad_paths(method: str, path: str, message: st
             with pytest.raises(ValueError, match=re.escape(message)):
                 await c.request(method, path)
         assert not mocked.requests
+
+
+def test_the_core_works_without_the_redis_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['redis'] = None\n"  # makes 'import redis' fail
+        "import gtmhub_async\n"
+        "from gtmhub_async import GtmhubClient, RateLimit\n"
+        "GtmhubClient('t', '5be26318e5274a0007f17f61', rate_limit=RateLimit(5))\n"
+        "try:\n"
+        "    gtmhub_async.RedisRateLimit\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (
+        "RedisRateLimit needs the redis extra: pip install 'gtmhub-async[redis]'"
+    )
