@@ -89,12 +89,6 @@ def client_run(base_url: str, items: int, prefetch: int, trace: bool) -> dict[st
     return result
 
 
-def _available() -> bool:
-    from gtmhub_async.resources import Kpis
-
-    return hasattr(Kpis, "list")
-
-
 def run(options: Options) -> ScenarioResult:
     """Run both variants, interleaved, then one traced run of each."""
     items = 20_000 if options.quick else 100_000
@@ -107,10 +101,6 @@ def run(options: Options) -> ScenarioResult:
         Column("rss_growth_mib", "peak RSS growth MiB", "{:.1f}"),
         Column("tracemalloc_peak_mib", f"tracemalloc peak MiB ({traced_items:,} items)", "{:.2f}"),
     ]
-    if not _available():
-        return ScenarioResult(
-            "pagination", title, params, columns, [], notes=["client.kpis.list is not there yet"]
-        )
     with Server("--total", str(items)) as server:
 
         def one(variant: str, _: int) -> dict[str, Any]:
