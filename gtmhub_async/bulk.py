@@ -32,6 +32,7 @@ from gtmhub_async.errors import (
     excerpt,
 )
 from gtmhub_async.models import KpiSnapshotRequest, check_object_id
+from gtmhub_async.session import last_call_in_flight
 
 if TYPE_CHECKING:
     from gtmhub_async.client import GtmhubClient
@@ -310,8 +311,7 @@ class _Upload:
             self._index = index + 1
             if self.stopping:
                 # Read while another worker was stopping the upload: never sent.
-                self.result.not_attempted.append(ItemResult(index, item))
-                self.result.not_attempted_count += 1
+                self._not_attempted(index, item)
                 continue
             if await self._one(index, item):
                 quick = 0
@@ -350,6 +350,10 @@ class _Upload:
         try:
             await self._create(upload.kpi_id, upload.snapshot)
         except asyncio.CancelledError as exc:
+            if not last_call_in_flight():
+                # Cancelled while waiting for the limiter or a backoff: nothing was sent.
+                self._not_attempted(index, upload)
+                raise
             error = UnknownOutcomeError(
                 "the upload was cancelled while this request was in flight: it may have "
                 "been applied",
@@ -384,6 +388,10 @@ class _Upload:
         if self._keep_succeeded:
             result.succeeded.append(upload)
         self._progress()
+
+    def _not_attempted(self, index: int, item: object) -> None:
+        self.result.not_attempted.append(ItemResult(index, item))
+        self.result.not_attempted_count += 1
 
     def _failed(self, index: int, item: object, key: str | None, error: BaseException) -> None:
         self.result.failed.append(ItemResult(index, item, error))

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import TypeVar
 
 import aiohttp
@@ -61,6 +62,20 @@ class _CallState:
     in_flight: bool = False
 
 
+#: The state of the last call made by the current task (each task has its own context).
+_LAST_CALL: ContextVar[_CallState | None] = ContextVar("gtmhub_async_last_call", default=None)
+
+
+def last_call_in_flight() -> bool:
+    """Return whether this task's last call ended with a request on the wire.
+
+    After a call was cancelled this tells "it may have reached the server" (True)
+    from "it was still waiting for the limiter or a backoff, nothing was sent" (False).
+    """
+    state = _LAST_CALL.get()
+    return state is not None and state.in_flight
+
+
 class Session:
     """Send calls for one open client: owns no connection, only the rules around them."""
 
@@ -105,6 +120,7 @@ class Session:
         budget = prepared.timeout if prepared.timeout is not None else self._timeout
         deadline = loop.time() + budget
         state = _CallState()
+        _LAST_CALL.set(state)
         try:
             async with asyncio.timeout_at(deadline):
                 while True:

@@ -17,6 +17,7 @@ from gtmhub_async import (
     GtmhubClient,
     KpiSnapshotRequest,
     NotFoundError,
+    RateLimit,
     RetryPolicy,
     SnapshotUpload,
     UnknownOutcomeError,
@@ -225,6 +226,33 @@ async def test_stop_on_error_with_a_list_leaves_the_rest_unread(
     result = await client.kpis.upload_snapshots(items, concurrency=1, stop_on_error=True)
     assert_partition(result, 5)
     assert result.succeeded_count == 4 and result.failed[0].index == 4
+
+
+async def test_cancel_while_waiting_for_the_limiter_is_not_attempted_not_unknown() -> None:
+    async with FakeGtmhub(seed=3) as fake:
+        kpis = [k["id"] for k in fake.add_kpis(2)]
+        # One start per second: after the first item, every worker waits in the limiter.
+        async with fake.client(rate_limit=RateLimit(1)) as client:
+            counter = [0]
+            first = asyncio.Event()
+            result = BulkResult()
+            task = asyncio.create_task(
+                client.kpis.upload_snapshots(
+                    uploads(kpis, 100, counter),
+                    concurrency=4,
+                    result=result,
+                    on_progress=lambda done, total: first.set(),
+                )
+            )
+            await first.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert_partition(result, counter[0])
+            assert result.succeeded_count == 1
+            assert result.unknown_count == 0
+            assert result.not_attempted_count == counter[0] - 1 >= 3
+            assert fake.count("POST") == 1
 
 
 async def test_cancel_mid_upload_leaves_no_task_and_keeps_the_partial_result(
