@@ -17,12 +17,14 @@ from gtmhub_async import (
     DeadlineExceededError,
     GtmhubClient,
     KpiSnapshotRequest,
+    RateLimit,
     RateLimitError,
     RetryPolicy,
     ServerError,
     TransportError,
     UnknownOutcomeError,
 )
+from gtmhub_async.limits import LocalLimiter
 from gtmhub_async.retry import RetryQuota
 
 TOKEN = "secret-token-123"
@@ -300,3 +302,36 @@ async def test_retries_are_logged_without_the_token(caplog: pytest.LogCaptureFix
     (record,) = [r for r in caplog.records if "retrying" in r.getMessage()]
     assert record.getMessage().startswith(f"retrying GET /v1/kpis/{KPI_ID} (attempt 2 of 4)")
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
+
+
+async def test_one_429_wave_closes_one_gate_for_50_coroutines() -> None:
+    """Ten 429s among 50 concurrent calls: one shared wait, each throttled call retried once."""
+    arrivals: list[tuple[float, int]] = []
+    wave = asyncio.Event()
+    throttled_at: list[float] = []
+
+    async def answer(url: Any, **kwargs: Any) -> CallbackResult:
+        status = 429 if len(arrivals) < 10 else 200
+        arrivals.append((asyncio.get_running_loop().time(), status))
+        if status == 429:
+            # The first ten are in flight together, as under real load, and throttled together.
+            if len(arrivals) == 10:
+                wave.set()
+            await wave.wait()
+            throttled_at.append(asyncio.get_running_loop().time())
+            return CallbackResult(status=429, headers={"Retry-After": "0.3"})
+        return CallbackResult(status=200, body=KPI)
+
+    with aioresponses() as mocked:
+        mocked.add(ANY, "GET", callback=answer, repeat=True)
+        async with client(rate_limit=RateLimit(1000)) as c:
+            await asyncio.gather(*(c.kpis.get(KPI_ID) for _ in range(50)))
+            limiter = c.limiter
+            assert isinstance(limiter, LocalLimiter)
+            stats = limiter.stats
+    assert len(arrivals) == 60
+    assert (stats.gate_closures, stats.decreases, stats.throttled) == (1, 1, 10)
+    # Nothing starts while the gate is shut: from the wave's answers until it reopens.
+    shut = (max(throttled_at) + 0.005, min(throttled_at) + 0.29)
+    assert not [t for t, _ in arrivals if shut[0] < t < shut[1]]
+    assert max(t for t, _ in arrivals) >= shut[1]
