@@ -335,3 +335,23 @@ async def test_one_429_wave_closes_one_gate_for_50_coroutines() -> None:
     shut = (max(throttled_at) + 0.005, min(throttled_at) + 0.29)
     assert not [t for t, _ in arrivals if shut[0] < t < shut[1]]
     assert max(t for t, _ in arrivals) >= shut[1]
+
+
+async def test_retry_after_as_an_http_date(monkeypatch: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    slept: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr("gtmhub_async.session.asyncio.sleep", fake_sleep)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
+    with aioresponses() as mocked:
+        mocked.add(ANY, "GET", status=429, headers={"Retry-After": when})
+        mocked.add(ANY, "GET", status=200, body=KPI)
+        async with client() as c:
+            await c.kpis.get(KPI_ID)
+    (delay,) = slept
+    assert 1.0 < delay <= 3.0  # the header has whole seconds
