@@ -283,6 +283,8 @@ def environment() -> dict[str, Any]:
             packages[name] = None
     load = os.getloadavg()
     return {
+        "commit": _commit(),
+        "cpu": _cpu_model(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or '?'}/{platform.machine()}",
         "nproc": os.cpu_count(),
@@ -292,6 +294,34 @@ def environment() -> dict[str, Any]:
         "load_average_at_start": [round(x, 2) for x in load],
         "packages": packages,
     }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _commit() -> str:
+    """Return the commit measured, with ``+dirty`` when the package has uncommitted edits."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "gtmhub_async"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "?"
+    return head + ("+dirty" if dirty else "") if head else "?"
 
 
 def _markdown(env: dict[str, Any], results: list[ScenarioResult], command: str) -> str:
@@ -306,7 +336,8 @@ def _markdown(env: dict[str, Any], results: list[ScenarioResult], command: str) 
         "```",
         "",
         f"- date: {env['date']}",
-        f"- machine: {env['machine']}, nproc {env['nproc']}, {env['system']}",
+        f"- machine: {env['machine']} ({env['cpu']}), nproc {env['nproc']}, {env['system']}",
+        f"- gtmhub_async at commit {env['commit']}",
         f"- Python {env['python']} ({env['implementation']}); {pkgs}",
         f"- load average at start: {', '.join(str(x) for x in env['load_average_at_start'])}",
         "- every figure is the median of the runs (variants interleaved A B A B ...); "
@@ -390,7 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(quick=args.quick, runs=max(1, runs))
     names = args.only or list(SCENARIOS)
     env = environment()
-    print(f"{env['date']}  {env['machine']}  nproc {env['nproc']}  Python {env['python']}")
+    print(
+        f"{env['date']}  {env['machine']} ({env['cpu']})  nproc {env['nproc']}  "
+        f"Python {env['python']}  commit {env['commit']}"
+    )
     started = time.perf_counter()
     results: list[ScenarioResult] = []
     for name in names:
