@@ -8,17 +8,19 @@ error is one line on stderr, never with a traceback and never with the token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import functools
 import io
 import math
 import re
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, Final, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import attrs
 import click
@@ -26,6 +28,7 @@ import orjson
 
 from gtmhub_async import converter
 from gtmhub_async._version import __version__
+from gtmhub_async.bulk import BulkResult, SnapshotUpload
 from gtmhub_async.client import DEFAULT_BASE_URL, GtmhubClient, Region
 from gtmhub_async.errors import (
     ApiError,
@@ -37,7 +40,7 @@ from gtmhub_async.errors import (
     TransportError,
     UnknownOutcomeError,
 )
-from gtmhub_async.limits import DEFAULT_RATE_LIMIT, LimiterFactory
+from gtmhub_async.limits import DEFAULT_RATE_LIMIT, LimiterFactory, RateLimit
 from gtmhub_async.models import (
     Aggregation,
     CreateKpiRequest,
@@ -48,6 +51,9 @@ from gtmhub_async.models import (
     TargetOperator,
     check_object_id,
 )
+
+if TYPE_CHECKING:
+    from gtmhub_async.testing import FakeGtmhub, Faults
 
 __all__ = [
     "EXIT_FAILED",
@@ -1040,3 +1046,689 @@ def _csv_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value) if not value.is_integer() else str(int(value))
     return str(value)
+
+
+# --- snapshots upload ----------------------------------------------------------------
+
+
+class _StopUpload(Exception):
+    """Raised from the progress callback to stop an upload; the reason is kept."""
+
+    def __init__(self, reason: BaseException | None = None) -> None:
+        super().__init__("upload stopped")
+        self.reason = reason
+
+
+@attrs.define
+class UploadRun:
+    """What one ``snapshots upload`` did: its result, how long it took, how it ended."""
+
+    result: BulkResult
+    elapsed: float
+    interrupted: bool = False
+    #: An error that stopped the whole upload (a 401, an unreachable server).
+    fatal: GtmhubError | None = None
+
+
+def _row_reason(error: BaseException | None) -> str:
+    if error is None:
+        return "no reason recorded"
+    if isinstance(error, GtmhubError):
+        return explain(error).message
+    return _one_line(f"{type(error).__name__}: {error}")
+
+
+def _fatal_failure(result: BulkResult) -> GtmhubError | None:
+    """Return an error that would fail every other row too, so the upload should stop."""
+    if not result.failed:
+        return None
+    error = result.failed[-1].error
+    if isinstance(error, AuthenticationError | PermissionDeniedError):
+        return error
+    # A server that cannot be reached at all fails every row the same slow way.
+    if (
+        isinstance(error, TransportError)
+        and not isinstance(error, UnknownOutcomeError)
+        and result.succeeded_count == 0
+    ):
+        return error
+    return None
+
+
+async def upload_rows(
+    client: GtmhubClient,
+    rows: Sequence[SnapshotRow],
+    *,
+    concurrency: int,
+    journal: str | None,
+    retry_unknown: bool,
+    stop_on_error: bool,
+    progress: Progress,
+) -> UploadRun:
+    """Upload rows; the first Ctrl-C lets requests in flight finish, a second one cancels."""
+    result = BulkResult()
+    items = [SnapshotUpload(row.kpi_id, row.snapshot) for row in rows]
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    stop: list[BaseException | None] = []
+    failed_seen = 0
+
+    def on_progress(done: int, total: int | None) -> None:
+        nonlocal failed_seen
+        progress.update(done, failed=result.failed_count, unknown=result.unknown_count)
+        if result.failed_count != failed_seen:
+            failed_seen = result.failed_count
+            fatal = _fatal_failure(result)
+            if fatal is not None:
+                raise _StopUpload(fatal)
+        if stop:
+            raise _StopUpload(stop[0])
+
+    def on_sigint() -> None:
+        if stop:
+            # The second Ctrl-C: do not wait for the requests in flight.
+            task.cancel()
+            return
+        stop.append(None)
+        progress.close()
+        click.echo(
+            "interrupted: finishing the requests in flight (Ctrl-C again to stop at once)",
+            err=True,
+        )
+
+    handled = False
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        # Not on Windows' loops, nor outside the main thread: Ctrl-C then cancels at once.
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        handled = True
+    started = time.monotonic()
+    run = UploadRun(result, 0.0)
+    try:
+        async with client:
+            await client.kpis.upload_snapshots(
+                items,
+                concurrency=concurrency,
+                on_progress=on_progress,
+                stop_on_error=stop_on_error,
+                journal=journal,
+                retry_unknown=retry_unknown,
+                keep_succeeded=False,
+                result=result,
+            )
+    except _StopUpload as exc:
+        if isinstance(exc.reason, GtmhubError):
+            run.fatal = exc.reason
+        else:
+            run.interrupted = True
+    except asyncio.CancelledError:
+        # Ctrl-C (asyncio.run cancels the main task, or our handler did): keep the partial
+        # result; the items in flight are recorded as unknown by upload_snapshots.
+        task.uncancel()
+        run.interrupted = True
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
+        progress.close()
+    run.elapsed = time.monotonic() - started
+    return run
+
+
+def _rate_limit(rate: float, redis_url: str | None) -> LimiterFactory:
+    if not redis_url:
+        return RateLimit(rate)
+    try:
+        from gtmhub_async.redis_limits import RedisRateLimit
+    except ImportError as exc:
+        _fail(
+            f"--redis-url needs the redis package ({exc}); install gtmhub-async[redis]",
+            EXIT_USAGE,
+        )
+    try:
+        return RedisRateLimit.from_url(redis_url, rate)
+    except (TypeError, ValueError) as exc:
+        _fail(f"bad --redis-url: {exc}", EXIT_USAGE)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _report_bad(bad: Sequence[BadRow]) -> None:
+    for row in bad:
+        click.echo(f"{row.where()}: bad row: {row.reason}")
+
+
+@snapshots.command("upload")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    default=16,
+    show_default=True,
+    help="Requests in flight at most.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Requests per second at most (a client-side rate limit).",
+)
+@click.option(
+    "--redis-url",
+    envvar="GTMHUB_REDIS_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="Share the --rate limit with other processes through this Redis.",
+)
+@click.option("--dry-run", is_flag=True, help="Check every row and send nothing.")
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False),
+    help="Record each row's outcome here; a re-run skips the rows already uploaded.",
+)
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="With --journal: send again the rows it records as unknown (check the server first).",
+)
+@click.option("--stop-on-error", is_flag=True, help="Stop at the first row that fails.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on stderr [default: when stderr is a terminal].",
+)
+@api_options
+def snapshots_upload(
+    api: ApiOptions,
+    file: str,
+    concurrency: int,
+    rate: float,
+    redis_url: str | None,
+    dry_run: bool,
+    journal: str | None,
+    retry_unknown: bool,
+    stop_on_error: bool,
+    progress: bool | None,
+) -> int:
+    """Upload snapshots from a CSV (with a header) or JSON-lines FILE ('-' for stdin).
+
+    Columns: kpi_id, date (YYYY-MM-DD), value, and optionally time_zone and
+    description. Every row that is bad, fails or has an unknown outcome is
+    reported with its row number and why; the exit status is then 1.
+    """
+    rows, bad = read_snapshot_rows(file)
+    if dry_run:
+        _report_bad(bad)
+        click.echo(f"dry run: {_plural(len(rows), 'row')} OK, {len(bad):,} bad; nothing was sent")
+        return EXIT_FAILED if bad else EXIT_OK
+    if not rows:
+        _report_bad(bad)
+        click.echo(f"nothing to upload: {_plural(len(bad), 'bad row')}")
+        return EXIT_FAILED if bad else EXIT_OK
+    limit = _rate_limit(rate, redis_url)
+    client = api.client(limit)
+    bar = Progress(
+        len(rows), stream=sys.stderr, enabled=_progress_enabled(progress), label="uploading"
+    )
+    run = _run(
+        upload_rows(
+            client,
+            rows,
+            concurrency=concurrency,
+            journal=journal,
+            retry_unknown=retry_unknown,
+            stop_on_error=stop_on_error,
+            progress=bar,
+        )
+    )
+    if run.fatal is not None:
+        error = explain(run.fatal, base_url=client.base_url)
+        done = run.result.succeeded_count
+        suffix = f" ({_plural(done, 'row')} uploaded before it stopped)" if done else ""
+        raise CliError(f"{error.message}{suffix}", error.code)
+    result = run.result
+    lines: list[tuple[int, int, str, str]] = []
+    for kind, items in (("failed", result.failed), ("unknown", result.unknown)):
+        for item in items:
+            row = rows[item.index]
+            lines.append((row.number, row.line, kind, _row_reason(item.error)))
+    lines += [(row.number, row.line, "bad row", row.reason) for row in bad]
+    for number, line, kind, why in sorted(lines, key=lambda t: t[0]):
+        if kind == "unknown":
+            why += " (it may have been applied: check before sending it again)"
+        click.echo(f"row {number} (line {line}): {kind}: {why}")
+    not_sent = len(rows) - result.consumed + result.not_attempted_count
+    skipped = f" ({result.skipped_count:,} already in the journal)" if result.skipped_count else ""
+    click.echo(
+        f"{'interrupted' if run.interrupted else 'done'} in {run.elapsed:.1f} s: "
+        f"{result.succeeded_count:,} of {_plural(len(rows) + len(bad), 'row')} uploaded"
+        f"{skipped}, {result.failed_count:,} failed, {result.unknown_count:,} unknown, "
+        f"{len(bad):,} bad, {not_sent:,} not sent"
+    )
+    if not_sent:
+        hint = (
+            "re-run the same command to send the rest"
+            if journal
+            else "pass --journal FILE to be able to continue an upload without duplicates"
+        )
+        click.echo(f"{_plural(not_sent, 'row')} not sent: {hint}", err=True)
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    if result.failed_count or result.unknown_count or bad or not_sent:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# --- demo ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class DemoConfig:
+    """The demo's knobs: sizes, the fake server's rate limit and latency, faults, seed."""
+
+    kpis: int = 30
+    days: int = 365
+    #: The fake's rate limit, requests per second; the client is configured with the same.
+    rate: int = 800
+    concurrency: int = 32
+    latency: float = 0.01
+    faults: bool = True
+    seed: int = 7
+    first_day: date = date(2025, 1, 1)
+
+
+class _DemoFaults:
+    """Drive the fake's faults during the demo: random ones, and two scheduled throttles.
+
+    All along: 503s without Retry-After (a POST that gets one has an unknown outcome,
+    since the client cannot know that the fake refused it before applying it) and
+    connections reset after a write was applied. At a fifth and three fifths of the
+    upload: one 429 and one 503 with Retry-After. They are scheduled rather than
+    random because each closes the client's shared gate for a second and lowers its
+    rate to what the server accepted in the last window: two throttles less than a
+    window apart, or one while the client is still ramping up, would make it hold a
+    much lower rate for the rest of the run (the limiter takes that count for the
+    server's ceiling), and the demo would take minutes instead of seconds.
+    """
+
+    def __init__(self, fake: FakeGtmhub, total: int, *, enabled: bool) -> None:
+        self.fake = fake
+        self.enabled = enabled
+        self.schedule = [(total // 5, 429), (total * 3 // 5, 503)] if enabled else []
+        self.pending = False
+        #: Status -> how many were scripted with Retry-After.
+        self.throttles: dict[int, int] = {}
+        if enabled:
+            fake.set_faults(self._random())
+
+    @staticmethod
+    def _random() -> Faults:
+        from gtmhub_async.testing import Faults
+
+        return Faults(
+            error_rate=0.002, statuses=(503,), retry_after=None, reset_after_write_rate=0.0005
+        )
+
+    @staticmethod
+    def _throttling() -> Faults:
+        from gtmhub_async.testing import Faults
+
+        return Faults(retry_after=1, reset_after_write_rate=0.0005)
+
+    def on_progress(self, done: int) -> None:
+        """Restore the random faults after a throttle, or script the next one when due."""
+        if self.pending and self.fake.scripted == 0:
+            self.fake.set_faults(self._random())
+            self.pending = False
+        if not self.pending and self.schedule and done >= self.schedule[0][0]:
+            _, status = self.schedule.pop(0)
+            # A scripted status carries Retry-After only while the faults say so.
+            self.fake.set_faults(self._throttling())
+            self.fake.script([status])
+            self.pending = True
+            self.throttles[status] = self.throttles.get(status, 0) + 1
+
+
+_RECONCILE_ROUNDS: Final = 5
+
+
+@attrs.define
+class DemoReport:
+    """What the demo did and found, for its summary and exit status."""
+
+    created: int = 0
+    create_reconciled: int = 0
+    uploaded: BulkResult = attrs.field(factory=BulkResult)
+    upload_seconds: float = 0.0
+    upload_requests: int = 0
+    reconcile_unknown: int = 0
+    reconcile_applied: int = 0
+    reconcile_resent: int = 0
+    reconcile_failed: int = 0
+    unresolved: list[SnapshotUpload] = attrs.field(factory=list)
+    listed: int = 0
+    list_ok: bool = False
+    checked: int = 0
+    mismatches: list[str] = attrs.field(factory=list)
+    duplicates: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Return True when nothing was lost, duplicated or left unresolved."""
+        return (
+            self.uploaded.failed_count == 0
+            and self.uploaded.not_attempted_count == 0
+            and self.reconcile_failed == 0
+            and not self.unresolved
+            and self.list_ok
+            and not self.mismatches
+            and self.duplicates == 0
+        )
+
+
+def _demo_value(rng_seed: int, kpi: int, day: int) -> float:
+    # Deterministic per (seed, KPI, day) and distinct enough to catch a swapped value.
+    x = (rng_seed * 1_000_003 + kpi * 7_919 + day * 104_729) % 1_000_003
+    return round(x / 1000.0, 3)
+
+
+async def _create_demo_kpi(
+    client: GtmhubClient, request: CreateKpiRequest, report: DemoReport
+) -> Kpi:
+    """Create a KPI; after an unknown outcome, look it up by its unique name before retrying."""
+    for _ in range(_RECONCILE_ROUNDS):
+        try:
+            return await client.kpis.create(request)
+        except UnknownOutcomeError:
+            page = await client.kpis.list_page(filter={"name": request.name}, take=2)
+            report.create_reconciled += 1
+            if page.items:
+                return page.items[0]
+    raise CliError(f"could not create KPI {request.name!r}: every attempt had an unknown outcome")
+
+
+async def _day_present(client: GtmhubClient, item: SnapshotUpload) -> bool:
+    day = item.snapshot.group
+    rows = await client.kpi_snapshots.list(ids=[item.kpi_id], from_date=day, to_date=day)
+    return any(r.kpi_id == item.kpi_id and r.group == day for r in rows)
+
+
+async def _reconcile(
+    client: GtmhubClient, pending: list[SnapshotUpload], report: DemoReport, concurrency: int
+) -> None:
+    """Settle unknown uploads: read the day back, and send again only what is absent.
+
+    This is safe because the demo sends exactly one snapshot per KPI and day: the day
+    has a value on the server if and only if that snapshot was applied. Blindly sending
+    it again instead would double a ``sum`` KPI's value for that day.
+    """
+    report.reconcile_unknown = len(pending)
+    for _ in range(_RECONCILE_ROUNDS):
+        if not pending:
+            break
+        present = await asyncio.gather(*(_day_present(client, item) for item in pending))
+        absent = [item for item, found in zip(pending, present, strict=True) if not found]
+        report.reconcile_applied += len(pending) - len(absent)
+        if not absent:
+            pending = []
+            break
+        again = await client.kpis.upload_snapshots(absent, concurrency=concurrency)
+        report.reconcile_resent += again.succeeded_count
+        report.reconcile_failed += again.failed_count
+        pending = [r.item for r in again.unknown]
+    report.unresolved = pending
+
+
+async def _verify(
+    client: GtmhubClient,
+    expected: dict[str, dict[date, float]],
+    skip: set[tuple[str, date]],
+    first: date,
+    last: date,
+    report: DemoReport,
+) -> None:
+    """Read every KPI's daily values back and compare them with what was uploaded."""
+
+    async def one(kpi_id: str) -> list[KpiSnapshot]:
+        return await client.kpi_snapshots.list(ids=[kpi_id], from_date=first, to_date=last)
+
+    answers = await asyncio.gather(*(one(kpi_id) for kpi_id in expected))
+    for kpi_id, rows in zip(expected, answers, strict=True):
+        want = expected[kpi_id]
+        got = {r.group: r.value for r in rows if r.kpi_id == kpi_id and r.group is not None}
+        for day in sorted(set(want) | set(got)):
+            if (kpi_id, day) in skip:
+                continue
+            report.checked += 1
+            if day not in got:
+                report.mismatches.append(f"KPI {kpi_id} {day}: missing")
+            elif day not in want:
+                report.mismatches.append(f"KPI {kpi_id} {day}: unexpected value {got[day]}")
+            elif (value := got[day]) is None or not math.isclose(value, want[day], rel_tol=1e-9):
+                report.mismatches.append(
+                    f"KPI {kpi_id} {day}: {got[day]} on the server, {want[day]} uploaded"
+                )
+
+
+async def run_demo(config: DemoConfig, *, progress: bool) -> int:
+    """Run the demo against a fake Gtmhub started here; print a summary; return the status."""
+    from gtmhub_async.retry import RetryPolicy
+    from gtmhub_async.testing import FakeGtmhub
+
+    started = time.monotonic()
+    report = DemoReport()
+    async with FakeGtmhub(
+        seed=config.seed, rate_limit=(config.rate, 1.0), latency=config.latency
+    ) as fake:
+        faults = "injected faults" if config.faults else "no faults"
+        click.echo(
+            f"demo: a fake Gtmhub on {fake.base_url} (limit {config.rate:,} requests/s, "
+            f"{config.latency * 1000:g} ms latency, {faults}, seed {config.seed})"
+        )
+        chaos = _DemoFaults(fake, config.kpis * config.days, enabled=config.faults)
+        client = fake.client(
+            rate_limit=RateLimit(config.rate),
+            # More attempts than the default: the demo injects faults on purpose.
+            retry=RetryPolicy(max_attempts=6),
+            seed=config.seed,
+        )
+        async with client:
+            aggregations = [Aggregation.LAST, Aggregation.SUM, Aggregation.AVG]
+            requests = [
+                CreateKpiRequest(
+                    name=f"demo KPI {i + 1:02d} ({aggregations[i % 3].value})",
+                    aggregation=aggregations[i % 3],
+                    target_operator=TargetOperator.SHOULD_INCREASE,
+                    formatting=KpiFormatting(suffix=" units", fraction_size=3),
+                )
+                for i in range(config.kpis)
+            ]
+            created = await asyncio.gather(
+                *(_create_demo_kpi(client, r, report) for r in requests)
+            )
+            report.created = len(created)
+            reconciled = (
+                f"; {_plural(report.create_reconciled, 'unknown create')} settled by name"
+                if report.create_reconciled
+                else ""
+            )
+            click.echo(f"created {_plural(len(created), 'KPI')} (last, sum, avg){reconciled}")
+
+            # Day by day across the KPIs, so that every KPI is in progress all along.
+            days = [date.fromordinal(config.first_day.toordinal() + d) for d in range(config.days)]
+            expected: dict[str, dict[date, float]] = {k.id: {} for k in created}
+            items: list[SnapshotUpload] = []
+            for d, day in enumerate(days):
+                for k, kpi in enumerate(created):
+                    value = _demo_value(config.seed, k, d)
+                    expected[kpi.id][day] = value
+                    items.append(
+                        SnapshotUpload(kpi.id, KpiSnapshotRequest(group=day, value=value))
+                    )
+            click.echo(
+                f"uploading {len(items):,} snapshots ({config.kpis} KPIs x {config.days} days), "
+                f"{config.concurrency} at a time"
+            )
+            bar = Progress(len(items), stream=sys.stderr, enabled=progress, label="uploading")
+            result = report.uploaded
+
+            def on_progress(done: int, total: int | None) -> None:
+                bar.update(done, failed=result.failed_count, unknown=result.unknown_count)
+                chaos.on_progress(done)
+
+            before = len(fake.requests)
+            t0 = time.monotonic()
+            try:
+                await client.kpis.upload_snapshots(
+                    items,
+                    concurrency=config.concurrency,
+                    on_progress=on_progress,
+                    keep_succeeded=False,
+                    result=result,
+                )
+            finally:
+                bar.close()
+            report.upload_seconds = time.monotonic() - t0
+            report.upload_requests = len(fake.requests) - before
+            click.echo(
+                f"uploaded in {report.upload_seconds:.1f} s: {result.succeeded_count:,} "
+                f"succeeded, {result.failed_count:,} failed, {result.unknown_count:,} unknown, "
+                f"{result.not_attempted_count:,} not attempted "
+                f"({report.upload_requests / report.upload_seconds:,.0f} requests/s)"
+            )
+            for failure in result.failed[:5]:
+                click.echo(f"  failed: {_row_reason(failure.error)}")
+
+            unknown = [r.item for r in result.unknown]
+            if unknown:
+                await _reconcile(client, unknown, report, config.concurrency)
+                click.echo(
+                    f"reconciled {_plural(report.reconcile_unknown, 'unknown outcome')} by "
+                    f"reading the day back: {report.reconcile_applied:,} had been applied, "
+                    f"{report.reconcile_resent:,} had not and were sent again"
+                    + (f", {report.reconcile_failed:,} failed" if report.reconcile_failed else "")
+                    + (f", {len(report.unresolved):,} still unknown" if report.unresolved else "")
+                )
+
+            ids = {k.id for k in created}
+            listed: list[str] = []
+            page_size = max(1, math.ceil(config.kpis / 4))
+            async with client.kpis.list(
+                filter={"name": {"$regex": "^demo KPI "}}, page_size=page_size
+            ) as walk:
+                async for kpi in walk:
+                    listed.append(kpi.id)
+            report.listed = len(listed)
+            report.list_ok = len(listed) == len(set(listed)) and set(listed) == ids
+            pages = math.ceil(len(listed) / page_size) if listed else 0
+            click.echo(
+                f"listed {_plural(len(listed), 'KPI')} back in {_plural(pages, 'page')} of "
+                f"{page_size}: {'all there, no duplicates' if report.list_ok else 'MISMATCH'}"
+            )
+
+            skip = {(i.kpi_id, i.snapshot.group) for i in report.unresolved}
+            for failure in result.failed:
+                if isinstance(failure.item, SnapshotUpload):
+                    expected[failure.item.kpi_id].pop(failure.item.snapshot.group, None)
+            await _verify(client, expected, skip, days[0], days[-1], report)
+            verdict = (
+                "all match"
+                if not report.mismatches
+                else f"{_plural(len(report.mismatches), 'mismatch')}"
+            )
+            click.echo(
+                f"read back {report.checked:,} daily values of {_plural(len(created), 'KPI')}: "
+                f"{verdict}" + (f" ({len(skip):,} unknown days not checked)" if skip else "")
+            )
+            for line in report.mismatches[:10]:
+                click.echo(f"  {line}")
+            stats = client.stats
+
+        # The fake's store sees what the API cannot show for a 'last' or 'avg' KPI:
+        # whether any snapshot was stored twice.
+        for kpi in created:
+            per_day: dict[str, int] = {}
+            for snapshot in fake.received_snapshots(kpi.id):
+                per_day[snapshot["group"]] = per_day.get(snapshot["group"], 0) + 1
+            report.duplicates += sum(n - 1 for n in per_day.values() if n > 1)
+        seen = fake.requests
+        elapsed = time.monotonic() - started
+        throttled = sum(1 for r in seen if r.status == 429)
+        injected_429 = sum(1 for r in seen if r.fault == "429")
+        with_retry_after = chaos.throttles.get(503, 0)
+        all_503 = sum(1 for r in seen if r.fault == "503")
+        resets = sum(1 for r in seen if r.fault == "reset")
+        click.echo(
+            f"requests: {len(seen):,} in {elapsed:.1f} s ({len(seen) / elapsed:,.0f}/s; the "
+            f"fake's limit {config.rate:,}/s); {stats.retries:,} retries"
+        )
+        click.echo(
+            f"absorbed: {_plural(throttled, '429')} ({injected_429:,} injected, "
+            f"{throttled - injected_429:,} from the rate limit) and "
+            f"{_plural(with_retry_after, '503')} with Retry-After, waited out and retried"
+        )
+        click.echo(
+            f"settled: {_plural(all_503 - with_retry_after, '503')} without Retry-After and "
+            f"{_plural(resets, 'connection')} reset after a write (unknown outcomes for a "
+            "POST, retried for a GET)"
+        )
+        click.echo(f"duplicates stored (checked on the fake's store): {report.duplicates:,}")
+    if report.ok:
+        click.echo(
+            f"result: OK, nothing lost: {len(items):,} of {len(items):,} snapshots stored "
+            f"exactly once ({time.monotonic() - started:.1f} s)"
+        )
+        return EXIT_OK
+    click.echo(f"result: FAILED ({time.monotonic() - started:.1f} s)")
+    return EXIT_FAILED
+
+
+@cli.command()
+@click.option("--kpis", "n_kpis", type=click.IntRange(1, 500), default=30, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3660), default=365, show_default=True)
+@click.option(
+    "--rate",
+    type=click.IntRange(min=1),
+    default=800,
+    show_default=True,
+    help="The fake's rate limit (requests/s); the client uses the same.",
+)
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=32, show_default=True)
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=10.0, show_default=True)
+@click.option("--faults/--no-faults", default=True, show_default=True, help="Inject faults.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on stderr [default: when stderr is a terminal].",
+)
+def demo(
+    n_kpis: int,
+    days: int,
+    rate: int,
+    concurrency: int,
+    latency_ms: float,
+    faults: bool,
+    seed: int,
+    progress: bool | None,
+) -> int:
+    """Upload a year of daily values for 30 KPIs to a local fake Gtmhub, then check them.
+
+    The fake enforces a rate limit and injects faults (429s and 503s with and
+    without Retry-After, connections reset after a write). Uploads whose outcome
+    is unknown are settled by reading the day back and sending again only what is
+    absent. Exits 0 when every snapshot is on the server exactly once; 1 when any
+    failed, is still unknown, or reads back wrong.
+    """
+    config = DemoConfig(
+        kpis=n_kpis,
+        days=days,
+        rate=rate,
+        concurrency=concurrency,
+        latency=latency_ms / 1000.0,
+        faults=faults,
+        seed=seed,
+    )
+    return _run(run_demo(config, progress=_progress_enabled(progress)))
