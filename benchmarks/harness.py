@@ -98,6 +98,7 @@ class ScenarioResult:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    date: str = ""
 
     def row(self, variant: str) -> Row:
         """Return the row of a variant."""
@@ -153,6 +154,13 @@ class Server:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU time the server process has used so far (Linux /proc)."""
+        assert self._proc is not None
+        with open(f"/proc/{self._proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def base_url(self) -> str:
@@ -347,7 +355,8 @@ def _markdown(env: dict[str, Any], results: list[ScenarioResult], command: str) 
     for result in results:
         out += [f"## {result.title}", ""]
         params = ", ".join(f"{k}={v}" for k, v in result.params.items())
-        out += [f"Parameters: {params}.", ""]
+        when = f" Measured {result.date}." if result.date and result.date != env["date"] else ""
+        out += [f"Parameters: {params}.{when}", ""]
         out += table_lines(result)
         out.append("")
         if result.targets:
@@ -390,6 +399,7 @@ def _from_dict(data: dict[str, Any]) -> ScenarioResult:
         targets=[Target(**t) for t in data["targets"]],
         notes=list(data["notes"]),
         seconds=data.get("seconds", 0.0),
+        date=data.get("date", ""),
     )
 
 
@@ -433,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         result: ScenarioResult = module.run(options)
         result.seconds = round(time.perf_counter() - t0, 1)
+        result.date = env["date"]
         results.append(result)
         print(f"## {result.title}  ({result.seconds:.0f} s)")
         print("\n".join(table_lines(result)))
