@@ -51,6 +51,7 @@ from gtmhub_async.models import (
     TargetOperator,
     check_object_id,
 )
+from gtmhub_async.pagination import PaginationError
 
 if TYPE_CHECKING:
     from gtmhub_async.testing import FakeGtmhub, Faults
@@ -176,6 +177,11 @@ def _os_error(exc: OSError) -> str:
 
 def explain(exc: GtmhubError, *, base_url: str | None = None) -> CliError:
     """Return the one-line error and exit status that stand for an SDK error."""
+    if isinstance(exc, PaginationError) and isinstance(exc.__cause__, GtmhubError):
+        # The page's own error says what to fix; the walk's position is secondary.
+        inner = explain(exc.__cause__, base_url=base_url)
+        after = f" (after {_plural(exc.yielded, 'KPI')})" if exc.yielded else ""
+        return CliError(f"{inner.message}{after}", inner.code)
     if isinstance(exc, AuthenticationError):
         return CliError(
             f"the server rejected the token (HTTP 401: {_one_line(exc.message)}); "
@@ -1732,3 +1738,104 @@ def demo(
         seed=seed,
     )
     return _run(run_demo(config, progress=_progress_enabled(progress)))
+
+
+# --- fake-server ---------------------------------------------------------------------
+
+
+async def serve_fake(
+    *,
+    host: str,
+    port: int,
+    rate_limit: int | None,
+    seed: int,
+    latency: float,
+    kpis: int,
+    ready: Callable[[str, FakeGtmhub], None] | None = None,
+) -> None:
+    """Serve a FakeGtmhub until SIGINT or SIGTERM (or cancellation)."""
+    from aiohttp import web
+
+    from gtmhub_async.testing import FakeGtmhub
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    try:
+        async with FakeGtmhub(
+            seed=seed,
+            rate_limit=(rate_limit, 1.0) if rate_limit else None,
+            latency=latency,
+        ) as fake:
+            if kpis:
+                fake.add_kpis(kpis)
+            url = fake.url
+            if (host, port) != ("127.0.0.1", 0):
+                # FakeGtmhub binds 127.0.0.1 on a free port; serve its app on the
+                # requested address too, through its runner.
+                runner = fake._runner
+                assert runner is not None
+                site = web.TCPSite(runner, host, port)
+                try:
+                    await site.start()
+                except OSError as exc:
+                    raise CliError(
+                        f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE
+                    ) from None
+                bound = runner.addresses[-1]
+                shown = f"[{host}]" if ":" in host else host
+                url = f"http://{shown}:{bound[1]}"
+            if ready is not None:
+                ready(url, fake)
+            await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
+@cli.command("fake-server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Port [default: a free one]."
+)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Answer 429 beyond N requests per second [default: no limit].",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of ids and token.")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Delay per request.")
+@click.option("--kpis", type=click.IntRange(min=0), default=0, help="Start with N sample KPIs.")
+def fake_server(
+    host: str, port: int, rate_limit: int | None, seed: int, latency_ms: float, kpis: int
+) -> int:
+    """Run a fake Gtmhub KPI API until Ctrl-C; print how to point the CLI or SDK at it."""
+
+    def ready(url: str, fake: FakeGtmhub) -> None:
+        limit = f"{rate_limit:,} requests/s" if rate_limit else "none"
+        click.echo(f"FakeGtmhub serving on {url} (rate limit: {limit}, seed {seed})")
+        click.echo(f"export GTMHUB_BASE_URL={url}/api")
+        # The fake's token, printed on purpose: it opens nothing but this fake.
+        click.echo(f"export GTMHUB_TOKEN={fake.token}")
+        click.echo(f"export GTMHUB_ACCOUNT_ID={fake.account_id}")
+        click.echo("Press Ctrl-C to stop.", err=True)
+
+    _run(
+        serve_fake(
+            host=host,
+            port=port,
+            rate_limit=rate_limit,
+            seed=seed,
+            latency=latency_ms / 1000.0,
+            kpis=kpis,
+            ready=ready,
+        )
+    )
+    click.echo("stopped", err=True)
+    return EXIT_OK
