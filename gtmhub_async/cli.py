@@ -385,7 +385,10 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[
     for row in cells:
         for i, text in enumerate(row):
             widths[i] = max(widths[i], len(text))
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    # camelCase wire names read better as TARGET_OPERATOR than as TARGETOPERATOR.
+    titles = [re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", h).upper() for h in headers]
+    widths = [max(w, len(t)) for w, t in zip(widths, titles, strict=True)]
+    lines = ["  ".join(t.ljust(w) for t, w in zip(titles, widths, strict=True)).rstrip()]
     for row in cells:
         lines.append("  ".join(t.ljust(w) for t, w in zip(row, widths, strict=True)).rstrip())
     return lines
@@ -1302,8 +1305,6 @@ def snapshots_upload(
             lines.append((row.number, row.line, kind, _row_reason(item.error)))
     lines += [(row.number, row.line, "bad row", row.reason) for row in bad]
     for number, line, kind, why in sorted(lines, key=lambda t: t[0]):
-        if kind == "unknown":
-            why += " (it may have been applied: check before sending it again)"
         click.echo(f"row {number} (line {line}): {kind}: {why}")
     not_sent = len(rows) - result.consumed + result.not_attempted_count
     skipped = f" ({result.skipped_count:,} already in the journal)" if result.skipped_count else ""
@@ -1556,7 +1557,8 @@ async def run_demo(config: DemoConfig, *, progress: bool) -> int:
             )
             report.created = len(created)
             reconciled = (
-                f"; {_plural(report.create_reconciled, 'unknown create')} settled by name"
+                f"; {_plural(report.create_reconciled, 'create')} with an unknown outcome "
+                "settled by looking the name up"
                 if report.create_reconciled
                 else ""
             )
