@@ -1841,3 +1841,7 @@ def fake_server(
     )
     click.echo("stopped", err=True)
     return EXIT_OK
+
+
+if __name__ == "__main__":  # python -m gtmhub_async.cli
+    main()
