@@ -34,8 +34,12 @@ so that a limiter shared through Redis can reuse it:
   before refusing), so the rate drops to 99% of it (the pacing slack adds 2%
   more headroom): one 429 costs a whole second of gate,
   since servers round Retry-After up, so the client must *hold* under the
-  ceiling rather than oscillate around it. When nothing was accepted, the rate
-  is cut to 70% (botocore's beta). Then it grows back CUBIC-style from the
+  ceiling rather than oscillate around it. One throttle never cuts deeper than
+  to 70% (botocore's beta), though: when the server accepted nothing, or fewer
+  than that, the client was not sending at full rate (light traffic, a throttle
+  meant for another client of the account), so the count is no ceiling and the
+  rate is cut to 70%; a real lower ceiling is reached in a few such steps. Then
+  it grows back CUBIC-style from the
   moment the gate reopens: ``w(t) = W_max - C_down * W_max * (K - t)^3`` up to
   the rate that failed (concave, quick), then ``W_max + C_up * W_max * (t - K)^3``
   beyond it (convex, a slow probe: about 21 s before the server sees one
@@ -76,7 +80,7 @@ MAX_GATE_SECONDS = 60.0
 _SLACK_FRACTION = 0.02  # pacing headroom, as a share of time_period
 _SLACK_MIN = 0.015  # ... and never under 15 ms: +-5 ms jitter needs more than 10 ms
 _HOLD = 0.99  # share of the server's observed ceiling to hold after a 429
-_BETA = 0.7  # multiplicative decrease when the server accepted nothing (botocore)
+_BETA = 0.7  # the deepest cut one throttle makes (botocore's multiplicative decrease)
 _C_DOWN = 0.02  # concave recovery: from 70% back to W_max in about 2.5 s
 _C_UP = 3e-6  # convex probe above W_max: +3% after 21 s, x2 after 69 s
 _BACKOFF_FIRST = 1.0
@@ -255,11 +259,14 @@ class AdaptiveRate:
     def _decrease(self, now: float) -> None:
         current = self.rate(now)
         seen = self.accepted_in_window(now)
-        if seen > 0:
+        if min(current, seen) * _HOLD >= current * _BETA:
             # The server let `seen` through in its window: that is its ceiling.
             self._w_max = self._w_min = max(self.floor, min(current, seen) * _HOLD)
             self._k = 0.0
         else:
+            # Too few accepted to be a ceiling: the client was not sending at full rate
+            # (light traffic, a closed gate, a throttle meant for another client of the
+            # account). One throttle never cuts deeper than the multiplicative decrease.
             self._w_max = current
             self._w_min = max(self.floor, current * _BETA)
             self._k = ((self._w_max - self._w_min) / (_C_DOWN * self._w_max)) ** (1 / 3)

@@ -557,20 +557,20 @@ def test_multiplicative_decrease_then_recovery_when_nothing_was_accepted() -> No
 def test_decrease_learns_the_ceiling_from_accepted_answers() -> None:
     now = [0.0]
     core = AdaptiveRate(100, clock=lambda: now[0])
-    for i in range(60):  # 60 accepted over the last second ...
-        now[0] = 10 + i / 60
+    for i in range(75):  # 75 accepted over the last second ...
+        now[0] = 10 + i / 75
         core.on_accepted()
     now[0] = 11.0
-    assert core.accepted_in_window() == 60  # counted over time_period + 20 ms of slack
+    assert core.accepted_in_window() == 75  # counted over time_period + 20 ms of slack
     now[0] = 11.05
-    assert core.accepted_in_window() == 58  # 10.0 and 10.017 have left the window
+    assert core.accepted_in_window() == 72  # the first three have left the window
     core.on_throttled(1.0)
-    assert core.rate() == pytest.approx(58 * 0.99)
+    assert core.rate() == pytest.approx(72 * 0.99)
     # ... it holds there from the gate's reopening, then probes up slowly.
     now[0] = 12.05 + 5
-    assert core.rate() == pytest.approx(58 * 0.99, rel=0.001)
+    assert core.rate() == pytest.approx(72 * 0.99, rel=0.001)
     now[0] = 12.05 + 30
-    assert core.rate() / (58 * 0.99) == pytest.approx(1 + 3e-6 * 30**3)
+    assert core.rate() / (72 * 0.99) == pytest.approx(1 + 3e-6 * 30**3)
     # A decrease happens at most once per time_period.
     now[0] = 12.05 + 30.5
     core.on_throttled(1.0)
@@ -579,6 +579,23 @@ def test_decrease_learns_the_ceiling_from_accepted_answers() -> None:
     core.on_throttled(1.0)
     assert core.decreases == 2
     assert core.gate_until == pytest.approx(gate + 0.1)
+
+
+def test_a_throttle_in_light_traffic_cuts_no_deeper_than_the_multiplicative_decrease() -> None:
+    """A few accepted answers say the client was not saturating, not where the ceiling is."""
+    now = [0.0]
+    core = AdaptiveRate(800, clock=lambda: now[0])
+    for i in range(27):  # light traffic: 27 answers in the last second
+        now[0] = 10 + i / 27
+        core.on_accepted()
+    now[0] = 11.0
+    core.on_throttled(1.0)
+    assert core.rate() == pytest.approx(800 * 0.7)
+    # A second throttle a period later, while the gate kept traffic away: again at most 0.7x.
+    now[0] = 12.5
+    core.on_throttled(1.0)
+    assert core.decreases == 2
+    assert core.rate() >= 800 * 0.7 * 0.7 - 1e-9
 
 
 def test_rate_never_drops_below_the_floor() -> None:
