@@ -99,13 +99,23 @@ def window_stats(
 ) -> dict[str, float]:
     """Summarise a server log: achieved/N, steady achieved/N, 429s, worst 1 s window/N."""
     if not times:
-        return {"achieved": 0.0, "steady": 0.0, "throttled": 0, "worst": 0, "worst_ratio": 0.0}
+        return {
+            "last_429": 0.0,
+            "achieved": 0.0,
+            "steady": 0.0,
+            "throttled": 0,
+            "worst": 0,
+            "worst_ratio": 0.0,
+            "worst_admitted": 0,
+        }
     start = times[0]
     admitted = [t for t, s in zip(times, statuses, strict=True) if s == 200]
     in_run = sum(1 for t in admitted if t < start + duration)
     steady = sum(1 for t in admitted if start + STEADY_AFTER <= t < start + duration)
     worst = _worst_window(times)
+    throttled_at = [t - start for t, s in zip(times, statuses, strict=True) if s == 429]
     return {
+        "last_429": max(throttled_at, default=0.0),
         "achieved": in_run / duration / rate,
         "steady": steady / (duration - STEADY_AFTER) / rate,
         "throttled": sum(1 for s in statuses if s == 429),
@@ -128,7 +138,7 @@ def _one(server: Server, variant: str, duration: float) -> dict[str, float]:
 
 def run(options: Options) -> ScenarioResult:
     """Run both variants at once each round, against two servers limited to N/s."""
-    duration = 4.0 if options.quick else 6.0
+    duration = 4.0 if options.quick else 10.0
     with (
         Server("--rate", str(RATE)) as server_n,
         Server("--rate", str(RATE)) as server_2n,
@@ -151,6 +161,7 @@ def run(options: Options) -> ScenarioResult:
             Column("achieved", "achieved/N", "{:.3f}"),
             Column("steady", f"achieved/N after {STEADY_AFTER:g} s", "{:.3f}"),
             Column("throttled", "429s", "{:.0f}"),
+            Column("last_429", "last 429 at (s)", "{:.1f}"),
             Column("worst", "worst 1 s window (arrivals)", "{:.0f}"),
             Column("worst_ratio", "worst window/N", "{:.2f}"),
             Column("client_errors", "calls failed", "{:.0f}"),
@@ -162,7 +173,8 @@ def run(options: Options) -> ScenarioResult:
             "from the server's arrival log; 'worst 1 s window' counts every arrival, "
             "admitted or answered 429",
             "the 2N run starts too fast by design: its 429s and the gate they close "
-            "(Retry-After is a whole second) cost the first seconds; hence the steady column",
+            "(Retry-After is a whole second) cost the first seconds; hence the steady column "
+            "and the time of the last 429 (how long the limiter took to settle at N)",
             "the two variants of a round run at the same time against separate servers",
         ],
     )
