@@ -225,11 +225,18 @@ def interleave(
     *,
     progress: str = "",
 ) -> dict[str, list[dict[str, float]]]:
-    """Run every variant ``runs`` times in the order A B C A B C ...; return the runs."""
+    """Run every variant ``runs`` times, interleaved; return the runs.
+
+    Each round runs every variant once, and the order rotates from round to round
+    (A B C, B C A, C A B ...), so that no variant always runs in the same slot:
+    always following the same neighbour, or the same phase of another process's load.
+    """
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     tty = sys.stderr.isatty()
+    order = list(variants)
     for i in range(runs):
-        for variant in variants:
+        shift = i % len(order)
+        for variant in order[shift:] + order[:shift]:
             if tty:
                 print(f"\r  {progress} run {i + 1}/{runs} {variant:<24}", end="", file=sys.stderr)
             results[variant].append(run_one(variant, i))
@@ -348,8 +355,8 @@ def _markdown(env: dict[str, Any], results: list[ScenarioResult], command: str) 
         f"- gtmhub_async at commit {env['commit']}",
         f"- Python {env['python']} ({env['implementation']}); {pkgs}",
         f"- load average at start: {', '.join(str(x) for x in env['load_average_at_start'])}",
-        "- every figure is the median of the runs (variants interleaved A B A B ...); "
-        "ratios are ratios of medians",
+        "- every figure is the median of the runs (variants interleaved, the order rotating "
+        "each round: A B C, B C A ...); ratios are ratios of medians",
         "",
     ]
     for result in results:
