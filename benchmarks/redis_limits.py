@@ -7,7 +7,9 @@ server on 127.0.0.1 that records arrival times, then:
 * runs 1, 2 and 4 worker processes of 50 coroutines each, sharing one
   ``RedisRateLimit(RATE, 1.0)``, saturated for ``DURATION`` seconds, and one
   process with the local ``RateLimit(RATE, 1.0)`` for comparison; for each it
-  prints the worst 1 s window over all arrivals and the rate achieved;
+  prints the worst 1 s window over all arrivals, the worst 1 s window of the
+  slots Redis granted (in Redis server time: what the limiter itself controls),
+  the rate achieved and the slots given up by workers that woke up late;
 * times sequential acquires of one coroutine with a limit too high to ever wait
   (so only the cost of the acquire itself is measured), for Redis and for the
   local limiter, and prints the added latency per acquire (median, p99).
@@ -41,11 +43,14 @@ COROUTINES = 50
 class _Arrivals:
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.slots: list[float] = []  # the slot Redis granted each request (its TIME)
         self.runner: web.AppRunner | None = None
         self.url = ""
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.times.append(time.monotonic())
+        if "slot" in request.query:
+            self.slots.append(float(request.query["slot"]))
         return web.Response(text="ok")
 
     async def start(self) -> None:
@@ -103,6 +108,9 @@ async def _saturate(workers: int, redis_url: str, *, local: bool) -> dict[str, A
         "limiter": "local RateLimit" if local else "RedisRateLimit",
         "requests": len(times),
         "worst": worst_window(times, 1.0),
+        # What the limiter controls: the slots it granted, in Redis server time.
+        "worst_slots": worst_window(arrivals.slots, 1.0) if arrivals.slots else None,
+        "forfeited": sum(r["forfeited"] for r in results),
         "rate": (len(steady) - 1) / (steady[-1] - steady[0]),
         "sent": [r["sent"] for r in results],
     }
@@ -142,13 +150,15 @@ async def _main(counts: list[int]) -> None:
         f"{DURATION:g} s"
     )
     print(
-        f"{'limiter':<16} {'procs':>5} {'requests':>8} {'worst 1 s':>9} "
-        f"{'rate/s':>7} {'of max':>7}"
+        f"{'limiter':<16} {'procs':>5} {'requests':>8} {'worst 1 s':>9} {'of slots':>8} "
+        f"{'rate/s':>7} {'of max':>7} {'given up':>8}"
     )
     for row in rows:
+        slots = "-" if row["worst_slots"] is None else str(row["worst_slots"])
         print(
             f"{row['limiter']:<16} {row['workers']:>5} {row['requests']:>8} "
-            f"{row['worst']:>9} {row['rate']:>7.1f} {row['rate'] / RATE:>7.1%}"
+            f"{row['worst']:>9} {slots:>8} {row['rate']:>7.1f} {row['rate'] / RATE:>7.1%} "
+            f"{row['forfeited']:>8}"
         )
     (lm, lp), (rm, rp) = cost["local"], cost["redis"]
     print("\nAcquire that never waits (2000 sequential), microseconds")

@@ -15,8 +15,8 @@ too: an idle key banks no credit (``max(now, tat)``). GCRA *with* a burst
 tolerance of ``max_rate`` would let up to ~2x through a window at start, and a
 sliding log (ZSET) stores one member per request and makes waiters retry; the
 schedule needs one number and tells each waiter its exact time. ``now`` is the
-Redis server's ``TIME``, so the workers' clocks do not matter. The slack is the
-local limiter's: ``max(2% of time_period, 15 ms)``.
+Redis server's ``TIME``, so the workers' clocks do not matter. The default slack
+is the local limiter's, read from ``AdaptiveRate``: ``max(2% of time_period, 15 ms)``.
 
 Three things keep the schedule honest once the reply has left Redis:
 
@@ -32,11 +32,16 @@ Three things keep the schedule honest once the reply has left Redis:
   Giving a slot up only ever lowers the rate.
 
 What no limiter sees is the time between ``acquire`` returning and the request
-reaching the API: with several processes, one that the OS deschedules for longer
-than the rest of the slack (about 13 ms by default) sends its request late while
-the others keep to the schedule, and the API may count ``max_rate + 1`` in a
-window. The benchmark saw this on a 2-core box at load average 4 (a worst window
-of 101-102 for 100); raise ``slack`` where the hosts are that busy.
+reaching the API. The API can count ``max_rate + 1`` in a window only if one
+request reaches it more than the slack (20 ms by default) later, relative to its
+slot, than a request ``max_rate`` slots after it. Measured on a 2-core box with
+127.0.0.1 networking (``tests/test_redis_limits.py`` logs each request's slot,
+in Redis ``TIME``, next to its arrival): requests arrive 1.5-10 ms after their
+slot alone (p99 about 7 ms) and at most 11 ms after it with one to four
+CPU-bound processes beside the workers (load average up to 5); the slots never
+put more than ``max_rate`` in a window, and neither did the arrivals. A worker stalled for
+longer than the slack (a host far busier than that, a GC pause, a slow proxy on
+the way) can still push one window over; raise ``slack`` there.
 
 **The 429 gate and the adaptive rate are shared.** A throttle reported to any
 worker (``on_response``: a 429, or a 503 with Retry-After) runs the script in
@@ -45,12 +50,26 @@ worker (``on_response``: a 429, or a 503 with Retry-After) runs the script in
 exponential backoff of 1, 2, 4 ... 32 s), and, at most once per
 ``time_period``, lowers the one rate of the key by 30% (the multiplicative
 decrease of ``limits.AdaptiveRate``) and starts its CUBIC recovery from the
-moment the gate reopens. The math is ``AdaptiveRate``'s, rewritten in Lua
-because it must run inside Redis, atomically; the constants are the same. Two
-simplifications: the decrease is always the 30% cut (counting accepted answers
-in Redis would cost a write per response), and the backoff streak resets once
-the gate has been open for a ``time_period`` (instead of at the first accepted
-answer).
+moment the gate reopens.
+
+**Where this differs from AdaptiveRate** (``limits.py``, the reference; every
+constant below comes from there, none is copied):
+
+* *No 99% hold.* After a throttle the rate is always cut to ``_BETA`` (70%) of
+  the current rate and grows back along the same CUBIC curve (``_C_DOWN``,
+  ``_C_UP``). ``AdaptiveRate`` instead holds 99% of the answers the server
+  accepted over ``time_period + slack``; counting them here would cost a Redis
+  write per response, on every worker. The cost: under a server ceiling lower
+  than ``max_rate`` the shared rate saws between 70% and 100% of it instead of
+  holding just under it.
+* *No catch-up.* ``AdaptiveRate.catch_up`` (``slack / 4``) lets a start that a
+  late timer delayed be made up on the next one. Here each worker reserves its
+  next slot as soon as its previous one is used, so the schedule runs ahead of
+  the workers and a late wake-up delays only its own start, which the lateness
+  check bounds; granting slots in the past would spend slack that jitter
+  between processes needs.
+* *Backoff streak.* It resets once the gate has been open for a ``time_period``,
+  instead of at the first accepted answer (again: no write per response).
 
 **Redis down, slow or restarted.** Every Redis call is bounded by
 ``redis_timeout`` (socket timeouts on the clients it creates, and
@@ -83,6 +102,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import time
 from typing import Any, Final, Literal
 
 import attrs
@@ -93,7 +113,27 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from gtmhub_async.errors import ClientStateError, RateLimiterUnavailableError
-from gtmhub_async.limits import MAX_GATE_SECONDS, Limiter, RateLimit, is_throttle
+
+# One definition of the shared math: limits.py. The default slack and the rate
+# floor are read from an AdaptiveRate built with the same max_rate and
+# time_period (RedisRateLimit._configure); the CUBIC and backoff constants are
+# limits.py's private module constants (the underscored names), imported on
+# purpose: a copy drifted once (_C_UP stayed at a draft's 1e-5 here after
+# limits.py settled on 3e-6). They reach the Lua script as ARGV, so the script
+# holds no constant of its own. The deliberate differences are listed once, in
+# the module docstring ("Where this differs from AdaptiveRate").
+from gtmhub_async.limits import (
+    _BACKOFF_FIRST,
+    _BACKOFF_MAX,
+    _BETA,
+    _C_DOWN,
+    _C_UP,
+    MAX_GATE_SECONDS,
+    AdaptiveRate,
+    Limiter,
+    RateLimit,
+    is_throttle,
+)
 
 __all__ = ["RedisLimiter", "RedisLimiterStats", "RedisRateLimit"]
 
@@ -103,16 +143,6 @@ OnRedisError = Literal["raise", "local"]
 
 #: The default prefix of every key the limiter writes.
 DEFAULT_PREFIX: Final = "gtmhub_async:rate"
-
-# The local limiter's pacing headroom (limits.py): max(2% of time_period, 15 ms).
-_SLACK_FRACTION = 0.02
-_SLACK_MIN = 0.015
-# AdaptiveRate's constants (limits.py), passed to the Lua script.
-_BETA = 0.7
-_C_DOWN = 0.02
-_C_UP = 1e-5
-_BACKOFF_FIRST = 1.0
-_BACKOFF_MAX = 32.0
 
 _US = 1_000_000.0
 
@@ -277,6 +307,7 @@ class RedisRateLimit:
 
     __slots__ = (
         "_client_kwargs",
+        "_floor",
         "_redis",
         "_url",
         "expected_workers",
@@ -410,8 +441,12 @@ class RedisRateLimit:
         self.redis_timeout = _number("redis_timeout", redis_timeout)
         self.idle_ttl = _number("idle_ttl", idle_ttl)
         self.probe_interval = _number("probe_interval", probe_interval)
+        # The local limiter's own math gives the defaults: slack = max(2% of
+        # time_period, 15 ms), floor = 1% of max_rate (at least 1, at most max_rate).
+        reference = AdaptiveRate(self.max_rate, self.time_period, clock=time.monotonic)
+        self._floor = reference.floor
         if slack is None:
-            slack = max(_SLACK_FRACTION * self.time_period, _SLACK_MIN)
+            slack = reference.slack
         self.slack = _number("slack", slack)
         if self.idle_ttl < self.time_period + self.slack:
             raise ValueError(
@@ -481,6 +516,7 @@ class RedisLimiter:
         self._tolerance = config.slack / 3
         self._min_rtt = math.inf
         self._last_slot = 0  # server microseconds of the last slot Redis gave this worker
+        self._granted: float | None = None  # server seconds of the slot of the last acquire
         self._gate_until = -math.inf  # loop time: this worker's own view of the gate
         # The local fallback ("local" mode).
         self._fallback: Limiter | None = None
@@ -512,6 +548,17 @@ class RedisLimiter:
             local=self._local,
         )
 
+    @property
+    def last_slot(self) -> float | None:
+        """Return the slot of the last acquire, in Redis server seconds (None: local fallback).
+
+        The Redis server's ``TIME`` (Unix seconds) at which the schedule let the
+        request start; a request reaches the API some time after it (the worker's
+        event loop, the network). Tests compare the two to tell a schedule that
+        handed out too many slots from a worker that sent its request late.
+        """
+        return self._granted
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClientStateError("the rate limiter is closed")
@@ -524,7 +571,7 @@ class RedisLimiter:
             repr(cfg.max_rate),
             repr(self._span * _US),
             repr(cfg.time_period * _US),
-            repr(min(cfg.max_rate, max(1.0, 0.01 * cfg.max_rate))),
+            repr(cfg._floor),
             str(cfg.expected_workers),
             str(math.ceil(cfg.idle_ttl * 1000)),
             str(self._last_slot),
@@ -622,6 +669,7 @@ class RedisLimiter:
                 self._forfeited += 1
                 logger.debug("woke up %.1f ms late for a slot: reserving another", late * 1e3)
                 continue
+            self._granted = slot / _US
             return
 
     async def _rejoin(self) -> None:
@@ -645,6 +693,7 @@ class RedisLimiter:
             await asyncio.sleep(quiet)
         await self._fallback.acquire()
         self._last_local_start = self._loop.time()
+        self._granted = None
         self._acquired += 1
         self._acquired_locally += 1
 

@@ -181,6 +181,7 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
             args.period,
             on_redis_error=args.on_redis_error,
             expected_workers=args.expected_workers,
+            slack=args.slack or None,
         )
     loop = asyncio.get_running_loop()
     limiter = config.open(key=f"{args.target}|account")
@@ -210,7 +211,14 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
                 if loop.time() >= stop_at:
                     return
                 sent += 1
-                async with http.get(args.target, params={"w": args.index}) as resp:
+                # What the arrivals server needs to tell the schedule from the jitter:
+                # the slot Redis granted (its TIME, Unix seconds) and when acquire
+                # returned here (time.time(), the same clock on one host).
+                params = {"w": str(args.index), "acq": repr(time.time())}
+                slot = getattr(limiter, "last_slot", None)
+                if slot is not None:
+                    params["slot"] = repr(slot)
+                async with http.get(args.target, params=params) as resp:
                     await resp.read()
                     retry_after = resp.headers.get("Retry-After")
                     statuses[str(resp.status)] = statuses.get(str(resp.status), 0) + 1
@@ -222,11 +230,13 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.gather(*(one(i) for i in range(args.coroutines)))
         finally:
             await limiter.aclose()
+    forfeited = getattr(getattr(limiter, "stats", None), "forfeited", 0)
     waits = sorted(acquire_seconds)
     return {
         "index": args.index,
         "sent": sent,
         "unavailable": unavailable,
+        "forfeited": forfeited,
         "statuses": statuses,
         "acquire_median": statistics.median(waits) if waits else 0.0,
         "acquire_p99": waits[int(0.99 * (len(waits) - 1))] if waits else 0.0,
@@ -249,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     worker.add_argument("--on-redis-error", default="raise")
     worker.add_argument("--expected-workers", type=int, default=1)
     worker.add_argument("--local", type=int, default=0)
+    worker.add_argument("--slack", type=float, default=0.0, help="0: the default slack")
     args = parser.parse_args(argv)
     result = asyncio.run(_worker(args))
     print(json.dumps(result), flush=True)

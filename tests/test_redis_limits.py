@@ -27,6 +27,10 @@ class Arrivals:
     def __init__(self) -> None:
         self.times: list[float] = []
         self.workers: list[str] = []
+        #: time.time() of each arrival: the clock Redis's TIME reads on this host.
+        self.wall: list[float] = []
+        #: The slot Redis granted each request (its TIME, Unix seconds), None if local.
+        self.slots: list[float | None] = []
         #: Called with the arrival index; return (status, headers) to answer other than 200.
         self.answer: Callable[[int], tuple[int, dict[str, str]] | None] = lambda i: None
         self.url = ""
@@ -35,7 +39,10 @@ class Arrivals:
     async def _handle(self, request: web.Request) -> web.Response:
         index = len(self.times)
         self.times.append(time.monotonic())
+        self.wall.append(time.time())
         self.workers.append(request.query.get("w", ""))
+        slot = request.query.get("slot")
+        self.slots.append(float(slot) if slot is not None else None)
         special = self.answer(index)
         if special is not None:
             status, headers = special
@@ -114,11 +121,32 @@ async def test_four_processes_share_one_budget(
     )
     assert sum(r["sent"] for r in results) == len(arrivals.times)
     assert all(r["sent"] > 0 for r in results)
-    assert worst_window(arrivals.times, 1.0) <= 40
-    # The strict guarantee above is exact; the utilisation floor is lenient (90%) because
-    # a loaded 2-core CI box runs five processes here. The benchmark reports the real
-    # figure (about 97%, see benchmarks/redis_limits.py).
-    assert achieved_rate(arrivals.times) >= 0.90 * 40
+    slots = [s for s in arrivals.slots if s is not None]
+    assert len(slots) == len(arrivals.times)  # every start came from Redis
+    # The limiter's guarantee, exact: the slots it granted, in Redis server time
+    # (the only clock the limiter controls), never put more than 40 in a 1 s window.
+    assert worst_window(slots, 1.0) <= 40
+    # What the API sees is the slots plus what follows acquire (the worker's event
+    # loop, the OS scheduler, aiohttp on both ends), which no limiter controls.
+    # Nothing may arrive before its slot (one clock: TIME and time.time() on this host).
+    delays = [w - s for w, s in zip(arrivals.wall, slots, strict=True)]
+    assert min(delays) > -0.001
+    # Arrivals may exceed 40 in a 1 s window only if one request is delayed more
+    # than the slack (20 ms) beyond a later one. Measured on the 2-core CI box, the
+    # delays stay within 1.5-10 ms alone and 1.5-11 ms with 1 to 4 CPU hogs (load
+    # average up to 5), so 40 held in every run; the bound below keeps the 20 ms
+    # slack plus another 10 ms, so a one-off stall of the CI box alone does not fail
+    # the test, while a limiter that handed out a 41st slot fails the check above.
+    assert worst_window(arrivals.times, 1.0 - 0.010) <= 40
+    # Utilisation. The schedule itself is exact: 3 s at 40 per 1.02 s hands out
+    # 118 slots, measured 118 in every run, alone or loaded. A worker that wakes
+    # up more than a third of the slack late gives its slot up (the remedy for
+    # jitter), so what is delivered depends on the load: about 96% of 40 alone
+    # (1 slot given up per worker), 84-90% with two CPU hogs on the 2-core box
+    # (3-6 per worker). Hence the two floors: 95% of the slots, 80% delivered.
+    slots_handed = sum(r["sent"] + r["forfeited"] for r in results)
+    assert slots_handed >= 0.95 * 3.0 * 40 / 1.02
+    assert achieved_rate(arrivals.times) >= 0.80 * 40
 
 
 async def test_is_a_limiter_factory(redis_server: RedisServer) -> None:
