@@ -12,7 +12,9 @@ async def typed_calls(client: GtmhubClient) -> None:
     """Never run: mypy checks that each method returns its route's model."""
     assert_type(await client.kpis.get("5e8c27e3dcdddaa4addbdee8"), Kpi)
     assert_type(await client.kpis.list_page(take=10), KpiPage)
-    assert_type(await client.kpi_snapshots.list(ids=["5e8c27e3dcdddaa4addbdee8"]), list[KpiSnapshot])
+    assert_type(
+        await client.kpi_snapshots.list(ids=["5e8c27e3dcdddaa4addbdee8"]), list[KpiSnapshot]
+    )
     assert_type(await client.insights.kpi_usages("5e8c27e3dcdddaa4addbdee8"), list[Kpi])
     assert_type(await client.kpis.delete("5e8c27e3dcdddaa4addbdee8"), None)
 
