@@ -34,12 +34,11 @@ so that a limiter shared through Redis can reuse it:
   before refusing), so the rate drops to 99% of it (the pacing slack adds 2%
   more headroom): one 429 costs a whole second of gate,
   since servers round Retry-After up, so the client must *hold* under the
-  ceiling rather than oscillate around it. One throttle never cuts deeper than
-  to 70% (botocore's beta), though: when the server accepted nothing, or fewer
-  than that, the client was not sending at full rate (light traffic, a throttle
-  meant for another client of the account), so the count is no ceiling and the
-  rate is cut to 70%; a real lower ceiling is reached in a few such steps. Then
-  it grows back CUBIC-style from the
+  ceiling rather than oscillate around it. The count is trusted only when the
+  client was saturated (requests were waiting for a slot) over a whole window of
+  open gate; otherwise (light traffic, a gate shut within the window, a throttle
+  meant for another client of the account) one throttle cuts no deeper than to
+  70% (botocore's beta), nor when nothing was accepted. Then it grows back CUBIC-style from the
   moment the gate reopens: ``w(t) = W_max - C_down * W_max * (K - t)^3`` up to
   the rate that failed (concave, quick), then ``W_max + C_up * W_max * (t - K)^3``
   beyond it (convex, a slow probe: about 21 s before the server sees one
@@ -235,8 +234,12 @@ class AdaptiveRate:
         if now >= self.gate_until:
             self._streak = 0
 
-    def on_throttled(self, retry_after: float | None) -> bool:
-        """Close or extend the gate for a throttle; return True when it was open before."""
+    def on_throttled(self, retry_after: float | None, *, saturated: bool = False) -> bool:
+        """Close or extend the gate for a throttle; return True when it was open before.
+
+        ``saturated``: the client had requests waiting for a start slot, so what the
+        server accepted over a whole window of open gate is its ceiling.
+        """
         now = self.clock()
         was_open = now >= self.gate_until
         if was_open:
@@ -250,23 +253,26 @@ class AdaptiveRate:
             # NaN and negatives count as "now"; a huge value must not stall the client.
             delay = min(max(retry_after, 0.0), MAX_GATE_SECONDS) if retry_after >= 0 else 0.0
         if was_open and now - self._last_decrease >= self.time_period:
-            self._decrease(now)
+            # A window that saw the gate shut counted fewer answers than the server allows.
+            full_window = now - self.gate_until >= self.time_period + self.slack
+            self._decrease(now, trust_count=saturated and full_window)
         self.gate_until = max(self.gate_until, now + delay)
         # The curve starts when the gate reopens; nothing is sent before.
         self._epoch = max(self._epoch, self.gate_until)
         return was_open
 
-    def _decrease(self, now: float) -> None:
+    def _decrease(self, now: float, *, trust_count: bool) -> None:
         current = self.rate(now)
         seen = self.accepted_in_window(now)
-        if min(current, seen) * _HOLD >= current * _BETA:
+        if seen > 0 and (trust_count or min(current, seen) * _HOLD >= current * _BETA):
             # The server let `seen` through in its window: that is its ceiling.
             self._w_max = self._w_min = max(self.floor, min(current, seen) * _HOLD)
             self._k = 0.0
         else:
-            # Too few accepted to be a ceiling: the client was not sending at full rate
-            # (light traffic, a closed gate, a throttle meant for another client of the
-            # account). One throttle never cuts deeper than the multiplicative decrease.
+            # Too few accepted to be a ceiling, with no sign the client was sending at
+            # full rate (light traffic, a gate shut within the window, a throttle meant for
+            # another client of the account): never cut deeper than the multiplicative
+            # decrease.
             self._w_max = current
             self._w_min = max(self.floor, current * _BETA)
             self._k = ((self._w_max - self._w_min) / (_C_DOWN * self._w_max)) ** (1 / 3)
@@ -473,7 +479,8 @@ class LocalLimiter:
         """Learn from an answer: a 429 (or a 503 with Retry-After) closes the gate."""
         if is_throttle(status, retry_after):
             self._throttled += 1
-            if self.core.on_throttled(retry_after):
+            saturated = any(not fut.done() for fut in self._waiters)
+            if self.core.on_throttled(retry_after, saturated=saturated):
                 logger.debug(
                     "gate closed for %.3g s after a %d (Retry-After %s)",
                     self.core.gate_until - self._loop.time(),

@@ -581,6 +581,26 @@ def test_decrease_learns_the_ceiling_from_accepted_answers() -> None:
     assert core.gate_until == pytest.approx(gate + 0.1)
 
 
+def test_a_saturated_client_trusts_the_count_and_settles_in_one_step() -> None:
+    """Requests were waiting for slots over a whole window: the count is the ceiling."""
+    now = [0.0]
+    core = AdaptiveRate(100, clock=lambda: now[0])
+    for i in range(50):  # the server let 50 through in the last second
+        now[0] = 10 + i / 50
+        core.on_accepted()
+    now[0] = 11.0
+    core.on_throttled(1.0, saturated=True)
+    assert core.rate() == pytest.approx(50 * 0.99)
+    # Without the evidence of saturation the same count cuts only to 70%.
+    other = AdaptiveRate(100, clock=lambda: now[0])
+    for i in range(50):
+        now[0] = 10 + i / 50
+        other.on_accepted()
+    now[0] = 11.0
+    other.on_throttled(1.0)
+    assert other.rate() == pytest.approx(70)
+
+
 def test_a_throttle_in_light_traffic_cuts_no_deeper_than_the_multiplicative_decrease() -> None:
     """A few accepted answers say the client was not saturating, not where the ceiling is."""
     now = [0.0]
