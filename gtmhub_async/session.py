@@ -175,9 +175,9 @@ class Session:
             raise
 
     async def _attempt(self, prepared: PreparedRequest, remaining: float) -> Answer | SendFailure:
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=min(remaining, CONNECT_TIMEOUT), sock_read=remaining
-        )
+        # No sock_read timer: the call's deadline (timeout_at in call()) already bounds a
+        # stalled answer, and a read timer costs two reschedules per request for nothing.
+        timeout = aiohttp.ClientTimeout(total=None, connect=min(remaining, CONNECT_TIMEOUT))
         try:
             return await send_once(
                 self._http,
