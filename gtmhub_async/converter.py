@@ -67,7 +67,10 @@ def _structure_id_tuple(value: Any, _: Any) -> tuple[str, ...]:
         return ()
     if isinstance(value, str) or not isinstance(value, list | tuple):
         raise TypeError(f"expected a list of ids, got {type(value).__name__}")
-    return tuple(str(item) for item in value)
+    ids = tuple(value)
+    if all(type(item) is str for item in ids):
+        return ids
+    return tuple(str(item) for item in ids)
 
 
 def _structure_mapping(value: Any, _: Any) -> Mapping[str, Any]:
@@ -106,6 +109,32 @@ def _make_open_enum_hook(tp: Any) -> Callable[[Any, Any], Any]:
         return by_value.get(value, value)
 
     return structure
+
+
+_SIMPLE = (str, int, float, bool, datetime, date)
+
+
+def _is_simple_optional(tp: Any) -> bool:
+    members = _union_members(tp)
+    return (
+        len(members) == 2
+        and type(None) in members
+        and any(m in _SIMPLE for m in members if m is not type(None))
+    )
+
+
+def _make_simple_optional_hook(conv: cattrs.Converter) -> Callable[[Any], Any]:
+    # cattrs' generic Optional handling dispatches twice per field; a KPI has nine of them.
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        inner = next(m for m in _union_members(tp) if m is not type(None))
+        hook = conv.get_structure_hook(inner)
+
+        def structure(value: Any, _: Any) -> Any:
+            return None if value is None else hook(value, inner)
+
+        return structure
+
+    return factory
 
 
 def _is_unset_union(tp: Any) -> bool:
@@ -185,6 +214,7 @@ def _build() -> cattrs.Converter:
     conv.register_structure_hook_func(lambda tp: tp == Mapping[str, Any], _structure_mapping)
     conv.register_unstructure_hook(Unset, lambda value: value)
     conv.register_structure_hook_factory(_is_open_enum_union, _make_open_enum_hook)
+    conv.register_structure_hook_factory(_is_simple_optional, _make_simple_optional_hook(conv))
 
     def structure_unset_union(value: Any, tp: Any) -> Any:
         rest = tuple(m for m in _union_members(tp) if m is not Unset)

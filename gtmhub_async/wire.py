@@ -115,7 +115,10 @@ def build_request(route: Route[..., Any], params: Call) -> PreparedRequest:
         value = getattr(params, slot.attr)
         if slot.where == "path":
             # Ids are validated already; quoting too means no value can change the route.
-            path_values[slot.wire] = quote(str(value), safe="")
+            text = str(value)
+            path_values[slot.wire] = (
+                text if text.isascii() and text.isalnum() else quote(text, safe="")
+            )
         elif value is None:
             continue
         elif slot.where == "query":
