@@ -48,11 +48,13 @@ def check_object_id(value: object, what: str = "id") -> str:
     return value
 
 
-def _object_id(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def valid_object_id(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Check, as an attrs validator, that a field holds a 24-hex-digit id."""
     check_object_id(value, attribute.name)
 
 
-def _object_ids(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def valid_object_ids(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Check, as an attrs validator, that a field holds ids (or is None or UNSET)."""
     if value is UNSET or value is None:
         return
     if isinstance(value, str) or not isinstance(value, Sequence):
@@ -219,14 +221,14 @@ class CreateKpiRequest:
 
     name: str = attrs.field(validator=_non_empty)
     owner_ids: tuple[str, ...] = attrs.field(
-        default=(), converter=_id_tuple, validator=_object_ids
+        default=(), converter=_id_tuple, validator=valid_object_ids
     )
     aggregation: Aggregation | str = Aggregation.LAST
     target_operator: TargetOperator | str = TargetOperator.SHOULD_INCREASE
     formatting: KpiFormatting | None = None
     description: str | None = None
     group_ids: tuple[str, ...] = attrs.field(
-        default=(), converter=_id_tuple, validator=_object_ids
+        default=(), converter=_id_tuple, validator=valid_object_ids
     )
     extra: Mapping[str, Any] = _extra()
 
@@ -251,13 +253,13 @@ class UpdateKpiRequest:
     name: str | Unset = attrs.field(default=UNSET, validator=_unset_or(_non_empty))
     description: str | Unset | None = UNSET
     owner_ids: tuple[str, ...] | Unset = attrs.field(
-        default=UNSET, converter=_id_tuple, validator=_object_ids
+        default=UNSET, converter=_id_tuple, validator=valid_object_ids
     )
     aggregation: Aggregation | str | Unset = UNSET
     target_operator: TargetOperator | str | Unset = UNSET
     formatting: KpiFormatting | Unset | None = UNSET
     group_ids: tuple[str, ...] | Unset = attrs.field(
-        default=UNSET, converter=_id_tuple, validator=_object_ids
+        default=UNSET, converter=_id_tuple, validator=valid_object_ids
     )
     extra: Mapping[str, Any] = _extra()
 

@@ -28,6 +28,8 @@ from gtmhub_async.models import (
     UpdateKpiRequest,
     VirtualKpiGroup,
     check_object_id,
+    valid_object_id,
+    valid_object_ids,
 )
 
 __all__ = ["MAX_PAGE_SIZE", "ROUTES", "Call", "Route"]
@@ -53,19 +55,6 @@ def _in(
     # Used as attrs.field(metadata=_in(...)) so that mypy's attrs plugin still sees each
     # field's default and kw_only, and the bound methods get exact signatures.
     return {"in": where, "wire": wire, "encode": encode}
-
-
-def _object_id(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    check_object_id(value, attribute.name)
-
-
-def _optional_ids(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(f"{attribute.name} must be a sequence of ids, not {type(value).__name__}")
-    for item in value:
-        check_object_id(item, f"each of {attribute.name}")
 
 
 def _optional_date(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -108,7 +97,7 @@ class Call:
 class GetInsightKpiUsages(Call):
     """List the KPIs that use an insight."""
 
-    insight_id: str = attrs.field(metadata=_in("path", "id"), validator=_object_id)
+    insight_id: str = attrs.field(metadata=_in("path", "id"), validator=valid_object_id)
 
 
 @attrs.frozen
@@ -116,10 +105,10 @@ class ListSnapshots(Call):
     """Query KPI snapshots by KPI ids, group ids, virtual groups and dates."""
 
     ids: Sequence[str] | None = attrs.field(
-        metadata=_in("query"), default=None, kw_only=True, validator=_optional_ids
+        metadata=_in("query"), default=None, kw_only=True, validator=valid_object_ids
     )
     group_ids: Sequence[str] | None = attrs.field(
-        metadata=_in("query", "groupIds"), default=None, kw_only=True, validator=_optional_ids
+        metadata=_in("query", "groupIds"), default=None, kw_only=True, validator=valid_object_ids
     )
     ungrouped: bool | None = attrs.field(
         metadata=_in("query"), default=None, kw_only=True, validator=_optional_bool
@@ -180,7 +169,7 @@ class ListKpisPage(Call):
 class GetKpi(Call):
     """Read one KPI by id."""
 
-    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=_object_id)
+    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=valid_object_id)
     formatting: Formatting | None = attrs.field(metadata=_in("query"), default=None, kw_only=True)
 
 
@@ -197,7 +186,7 @@ class CreateKpi(Call):
 class CreateSnapshot(Call):
     """Add a snapshot (a value for one day) to a KPI."""
 
-    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=_object_id)
+    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=valid_object_id)
     snapshot: KpiSnapshotRequest = attrs.field(
         metadata=_in("body"), validator=attrs.validators.instance_of(KpiSnapshotRequest)
     )
@@ -248,7 +237,7 @@ class BulkUpdateKpis(Call):
 class UpdateKpi(Call):
     """Change the given fields of a KPI (PATCH: the others stay as they are)."""
 
-    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=_object_id)
+    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=valid_object_id)
     update: UpdateKpiRequest = attrs.field(
         metadata=_in("body"), validator=attrs.validators.instance_of(UpdateKpiRequest)
     )
@@ -262,7 +251,7 @@ class UpdateKpi(Call):
 class DeleteKpi(Call):
     """Delete a KPI and its snapshots."""
 
-    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=_object_id)
+    kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=valid_object_id)
 
 
 # --- How answers are read ------------------------------------------------------------
