@@ -1,5 +1,15 @@
 """Walk every KPI of ``GET /v2/kpis`` page by page, fetching the next page ahead of time.
 
+A walk ends only on an empty page or when ``skip`` reaches ``totalCount``: a page
+shorter than asked is NOT the last one, because a server may cap the page size
+below what was asked or ignore ``take`` [C: the vendor's paging page; some v2
+endpoints page by ``limit``]. After a page of another size than asked, the walk
+goes on from where that page ended and asks for the size it was served. Only
+``take`` is sent, never ``limit`` too (see ``routes.ListKpisPage``); default page
+size 100 (the vendor's default [C]), largest 500 [I]. A page holding only KPIs
+already yielded (a server that ignores ``skip``) raises ``PaginationError`` with
+the position instead of looping forever or dropping items.
+
 Offset paging (skip/take) over a collection that changes during the walk is
 inherently approximate: an insert before the current offset pushes items one
 place right (the walk would see one twice), a delete pulls them one place left
@@ -29,7 +39,8 @@ __all__ = ["DEFAULT_SORT_KEY", "KpiIterator", "KpiPageIterator", "PaginationErro
 
 logger = logging.getLogger("gtmhub_async.pagination")
 
-#: The unique key appended to every sort: the v2 filter and sort name the id ``_id`` [C].
+#: The unique key appended to every sort. ``_id`` appears in v2 filters [C]; that
+#: sort accepts it too is inferred [I] (the fake and the vendor's Mongo backing suggest it).
 DEFAULT_SORT_KEY: Final = "_id"
 _ID_KEYS: Final = frozenset({"_id", "-_id", "+_id", "id", "-id", "+id"})
 
@@ -123,7 +134,9 @@ class _PageWalk:
         self._next_skip = self._start
         #: One past the last offset to read (grows by one per dropped duplicate).
         self._end = None if self._max_items is None else self._start + self._max_items
+        #: ``totalCount`` of the last page that had one (None: unknown [I]).
         self._total: int | None = None
+        self._first_seen = False
         self._recent: deque[set[str]] = deque(maxlen=_REMEMBERED_PAGES)
         self._handed = 0
         self._position = self._start
@@ -131,6 +144,8 @@ class _PageWalk:
         self.page_end = self._start
         self.offsets: list[int] = []
         self._done = self._max_items == 0
+        #: Set by ``_accept`` when a page's size differs from what was asked.
+        self._realign: int | None = None
 
     @property
     def position(self) -> int:
@@ -160,7 +175,7 @@ class _PageWalk:
 
     def _fill(self) -> None:
         # Before the first page the total is unknown: there is nothing to run ahead of.
-        if self._done or self._total is None:
+        if self._done or not self._first_seen:
             return
         loop = asyncio.get_running_loop()
         while len(self._ahead) < self._prefetch:
@@ -203,7 +218,16 @@ class _PageWalk:
             except BaseException:
                 await self.aclose()
                 raise
-            accepted = self._accept(page, skip, take)
+            try:
+                accepted = self._accept(page, skip, take)
+            except PaginationError:
+                await self.aclose()
+                raise
+            if self._realign is not None and not self._done:
+                # Pages in flight were asked at offsets that assumed full pages:
+                # drop them and go on from where this page really ended.
+                await self._cancel_ahead()
+                self._next_skip, self._realign = self._realign, None
             if self._done:
                 # The end is known: pages fetched ahead of it are of no use.
                 await self.aclose()
@@ -215,7 +239,11 @@ class _PageWalk:
 
     def _accept(self, page: KpiPage, skip: int, take: int) -> KpiPage | None:
         raw = page.items
-        if self._total is not None and page.total_count != self._total:
+        if (
+            page.total_count is not None
+            and self._total is not None
+            and (page.total_count != self._total)
+        ):
             logger.warning(
                 "the number of KPIs changed from %d to %d while listing them (at position "
                 "%d): items inserted or deleted before that position may be missed",
@@ -223,7 +251,10 @@ class _PageWalk:
                 page.total_count,
                 skip,
             )
-        self._total = page.total_count
+        self._first_seen = True
+        if page.total_count is not None:
+            # Without a (readable) totalCount [I] only an empty page ends the walk.
+            self._total = page.total_count
         # An insert shifts the items after it one place right, so the head of this page
         # repeats the tail of the previous one. A shift by less than a page can only
         # repeat ids of the last page or two: remembering more would grow with the walk.
@@ -237,6 +268,16 @@ class _PageWalk:
             ids.add(kpi.id)
             items.append(kpi)
             offsets.append(skip + i)
+        if raw and not items:
+            self._position = skip
+            self._done = True
+            raise PaginationError(
+                f"listing KPIs made no progress at position {skip} after {self._handed} "
+                f"items: the page holds only KPIs already yielded (does the server ignore "
+                f"skip?); stopped instead of looping",
+                position=skip,
+                yielded=self._handed,
+            )
         recent.append(ids)
         end = skip + len(raw)
         dropped = len(raw) - len(items)
@@ -250,8 +291,14 @@ class _PageWalk:
                 end = offsets[keep - 1] + 1 if keep else skip
                 del items[keep:], offsets[keep:]
             self._done = True
-        if len(raw) < take or end >= page.total_count:
+        total = self._total
+        if not raw or (total is not None and end >= total):
             self._done = True
+        elif len(raw) != take:
+            # A capped page (or an ignored take) is not the end: go on from its end.
+            if 0 < len(raw) < self._page_size:
+                self._page_size = len(raw)
+            self._realign = end
         self._handed += len(items)
         self.page_end = end
         self.offsets = offsets
@@ -263,6 +310,9 @@ class _PageWalk:
     async def aclose(self) -> None:
         """Stop the walk: cancel the pages in flight and wait until they are gone."""
         self._done = True
+        await self._cancel_ahead()
+
+    async def _cancel_ahead(self) -> None:
         tasks = [task for _, _, task in self._ahead]
         self._ahead.clear()
         for task in tasks:

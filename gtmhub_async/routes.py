@@ -27,12 +27,13 @@ from gtmhub_async.models import (
     KpiSnapshotRequest,
     UpdateKpiRequest,
     VirtualKpiGroup,
+    WriteResult,
     check_object_id,
     valid_object_id,
     valid_object_ids,
 )
 
-__all__ = ["MAX_PAGE_SIZE", "ROUTES", "Call", "Route"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "ROUTES", "Call", "Route"]
 
 P = ParamSpec("P")
 RespT = TypeVar("RespT")
@@ -44,8 +45,12 @@ T = TypeVar("T")
 Where = Literal["path", "query", "query_map", "body", "json"]
 
 #: Largest ``take`` the SDK sends to /v2/kpis. The API's own cap is not published;
-#: 500 is a conservative inference [I] that keeps one page's body small.
+#: 500 is a conservative inference [I] that keeps one page's body small. A server
+#: may serve fewer than asked (some v2 endpoints cap or page by ``limit`` [C]): the
+#: walk in ``pagination.py`` is correct whatever size it is served.
 MAX_PAGE_SIZE: Final = 500
+#: The vendor's default page size [C].
+DEFAULT_PAGE_SIZE: Final = 100
 
 
 def _in(
@@ -150,7 +155,13 @@ def _skip(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
 
 @attrs.frozen
 class ListKpisPage(Call):
-    """Read one page of KPIs with a Mongo-style filter, a sort and a projection [C]."""
+    """Read one page of KPIs with a Mongo-style filter, a sort and a projection [C].
+
+    Paging is ``skip`` [C] and ``take`` [I: the vendor's paging page names it, while
+    some v2 endpoints use ``limit`` and /v2/kpis documents neither]. Only ``take`` is
+    sent: a strict server could refuse an unknown parameter, and a server that
+    ignores ``take`` only serves its default page size, which the walk handles.
+    """
 
     filter: Mapping[str, Any] | str | None = attrs.field(
         metadata=_in("query"), default=None, kw_only=True
@@ -162,7 +173,9 @@ class ListKpisPage(Call):
         metadata=_in("query"), default=None, kw_only=True
     )
     skip: int = attrs.field(metadata=_in("query"), default=0, kw_only=True, validator=_skip)
-    take: int = attrs.field(metadata=_in("query"), default=100, kw_only=True, validator=_take)
+    take: int = attrs.field(
+        metadata=_in("query"), default=DEFAULT_PAGE_SIZE, kw_only=True, validator=_take
+    )
 
 
 @attrs.frozen
@@ -197,6 +210,8 @@ class FavoriteVirtualGroup(Call):
     """Add a virtual KPI group to, or remove it from, the user's favourites.
 
     The body is undocumented; ``{"virtualGroup": ..., "favorite": ...}`` is inferred [I].
+    Whether the PUT sets the flag or toggles it is not known [I], so it is not
+    retried once it may have reached the server: a resent toggle would undo it.
     """
 
     group: VirtualKpiGroup | str = attrs.field(
@@ -281,6 +296,21 @@ def model_list(cl: type[T]) -> Callable[[Any], list[T]]:
     return parse
 
 
+def write_model(cl: type[T]) -> Callable[[Any], T | WriteResult]:
+    """Return a parser for a write's answer: ``cl`` when the body reads as one.
+
+    A 2xx write was applied whatever its body [C: documented only as "resource
+    created response" / "ok"]; ``wire.parse_response`` returns a ``WriteResult``
+    when the body is not ``cl`` (empty, ``{}``, a bare id, text, part of an object).
+    """
+
+    def parse(data: Any) -> T | WriteResult:
+        return converter.structure(data, cl)
+
+    parse.__qualname__ = f"write_model({cl.__name__})"
+    return parse
+
+
 def no_content(data: Any) -> None:
     """Ignore the body: the route answers with nothing worth reading."""
     return None
@@ -334,6 +364,11 @@ class Route(Generic[P, RespT]):
     def _idempotent(self) -> bool:
         return self.method != "POST"
 
+    @property
+    def is_write(self) -> bool:
+        """Return True for a write (any method but GET): any 2xx answer means applied."""
+        return self.method != "GET"
+
 
 INSIGHT_KPI_USAGES: Final = Route(
     "insights.kpi_usages",
@@ -350,25 +385,27 @@ LIST_KPI_SNAPSHOTS: Final = Route(
     "kpis.snapshots", "GET", "/v1/kpis/snapshots", ListSnapshots, model_list(KpiSnapshot)
 )
 GET_KPI: Final = Route("kpis.get", "GET", "/v1/kpis/{kpiId}", GetKpi, model(Kpi))
-CREATE_KPI: Final = Route("kpis.create", "POST", "/v1/kpis", CreateKpi, model(Kpi))
+CREATE_KPI: Final = Route("kpis.create", "POST", "/v1/kpis", CreateKpi, write_model(Kpi))
 CREATE_SNAPSHOT: Final = Route(
     "kpis.create_snapshot",
     "POST",
     "/v1/kpis/{kpiId}/snapshots",
     CreateSnapshot,
-    model(KpiSnapshot),
+    write_model(KpiSnapshot),
 )
+#: Not idempotent: set-or-toggle is unknown [I], and a resent toggle undoes the change.
 FAVORITE_VIRTUAL_GROUP: Final = Route(
     "users.favorite_kpi_virtual_group",
     "PUT",
     "/v1/users/kpi-virtual-group/favorite",
     FavoriteVirtualGroup,
     no_content,
+    idempotent=False,
 )
 BULK_UPDATE_KPIS: Final = Route(
     "kpis.bulk_update", "PATCH", "/v1/kpis", BulkUpdateKpis, no_content
 )
-UPDATE_KPI: Final = Route("kpis.update", "PATCH", "/v1/kpis/{kpiId}", UpdateKpi, model(Kpi))
+UPDATE_KPI: Final = Route("kpis.update", "PATCH", "/v1/kpis/{kpiId}", UpdateKpi, write_model(Kpi))
 DELETE_KPI: Final = Route("kpis.delete", "DELETE", "/v1/kpis/{kpiId}", DeleteKpi, no_content)
 
 #: Every route, in the order of the vendor's reference page.

@@ -135,13 +135,27 @@ BAD_BODIES: list[tuple[int, bytes, str]] = [
     (200, b'{"id": "' + KPI_ID.encode(), "the 200 body of kpis.get is not JSON"),
     (200, b"[1, 2]", "does not have the expected shape: expected a JSON object for Kpi, got list"),
     (200, b'{"name": "no id"}', "does not have the expected shape: missing field 'id'"),
-    (200, b'{"id": "x", "ownerIds": "abc"}', "expected a list of ids, got str"),
-    (200, b'{"id": "x", "dateCreated": 12}', "expected an ISO 8601 string, got int"),
-    (200, b'{"id": "x", "dateCreated": "yesterday"}', "Invalid isoformat string"),
-    (200, b'{"id": "x", "aggregation": 3}', "expected a string for Aggregation, got 3"),
-    (200, b'{"id": "x", "formatting": "bold"}', "expected a JSON object for KpiFormatting"),
+    (200, b'{"id": 5}', "does not have the expected shape: expected a string, got int"),
+    (200, b'{"id": "x", "name": null}', "expected a string, got NoneType"),
     (200, b"null", "expected a JSON object for Kpi, got NoneType"),
 ]
+
+#: Inferred [I] fields with a value of another kind: the read succeeds, the value is unread.
+ODD_INFERRED: list[tuple[bytes, str]] = [
+    (b'{"id": "x", "ownerIds": "abc"}', "ownerIds"),
+    (b'{"id": "x", "dateCreated": 12}', "dateCreated"),
+    (b'{"id": "x", "dateCreated": "yesterday"}', "dateCreated"),
+    (b'{"id": "x", "aggregation": 3}', "aggregation"),
+    (b'{"id": "x", "formatting": "bold"}', "formatting"),
+]
+
+
+@pytest.mark.parametrize(("body", "key"), ODD_INFERRED)
+def test_odd_inferred_fields_are_unread_not_fatal(body: bytes, key: str) -> None:
+    kpi = parse_response(GET_KPI, 200, {}, body)
+    assert kpi.id == "x"
+    assert dict(kpi.unread) == {key: orjson.loads(body)[key]}
+    assert dict(kpi.extra) == {}
 
 
 @pytest.mark.parametrize(("status", "body", "message"), BAD_BODIES)
@@ -153,10 +167,15 @@ def test_bad_2xx_bodies_raise_decode_errors(status: int, body: bytes, message: s
 
 
 def test_page_with_wrong_types() -> None:
-    with pytest.raises(ResponseDecodeError, match="missing field 'totalCount'"):
-        parse_response(LIST_KPIS_PAGE, 200, {}, b'{"items": []}')
+    with pytest.raises(ResponseDecodeError, match="missing field 'items'"):
+        parse_response(LIST_KPIS_PAGE, 200, {}, b'{"totalCount": 3}')
+    with pytest.raises(ResponseDecodeError, match="expected a JSON array, got dict"):
+        parse_response(LIST_KPIS_PAGE, 200, {}, b'{"items": {}}')
+    assert parse_response(LIST_KPIS_PAGE, 200, {}, b'{"items": []}') == KpiPage(items=[])
+    # totalCount is inferred [I]: a string is not coerced, it is kept unread.
     page = parse_response(LIST_KPIS_PAGE, 200, {}, b'{"items": [], "totalCount": "3"}')
-    assert page == KpiPage(items=[], total_count=3)
+    assert page == KpiPage(items=[], total_count=None)
+    assert page.unread == {"totalCount": "3"}
 
 
 def test_list_route_accepts_an_array_or_an_items_envelope() -> None:
