@@ -172,7 +172,8 @@ def make_structure_fn(
     lines = [
         "def structure(data, _=None):",
         "    if type(data) is not dict:",
-        f"        raise TypeError('expected a JSON object for {name}, got ' + type(data).__name__)",
+        f"        raise TypeError('expected a JSON object for {name}, got '"
+        " + type(data).__name__)",
         "    unread = None",
         "    present = 0",
     ]
@@ -213,7 +214,8 @@ def make_structure_fn(
         "if present != len(data) else {}",
         f"    return _cl({', '.join(args)}, extra=extra, unread=unread or {{}})",
     ]
-    exec("\n".join(lines), names)  # noqa: S102 - source built above from the model's own fields
+    # The source is built above from the model's own fields only, never from data.
+    exec("\n".join(lines), names)
     fn: Callable[[Any, Any], Any] = names["structure"]
     fn.__qualname__ = f"structure_{name}"
     return fn

@@ -15,6 +15,7 @@ inference degrades to less typing, never to a crash, and nothing is coerced.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -138,7 +139,7 @@ _IANA = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*\Z")
 
 
 def time_zone_form(value: str) -> str | None:
-    """Return ``"utc"`` for ``UTC``/``UTC±H``/``UTC±HH:MM``, ``"iana"`` for a known IANA name, else None.
+    """Return ``"utc"`` (``UTC``, ``UTC±H``, ``UTC±HH:MM``), ``"iana"`` (a known name) or None.
 
     The real API accepts ``UTC+2`` and ``UTC-7`` [C]; whether it accepts IANA names
     is not known [I]. None means "not known either way": the account's setting
@@ -152,6 +153,7 @@ def time_zone_form(value: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def _is_iana(name: str) -> bool:
     import zoneinfo
 
