@@ -295,9 +295,9 @@ class _PageWalk:
         if not raw or (total is not None and end >= total):
             self._done = True
         elif len(raw) != take:
-            # A capped page (or an ignored take) is not the end: go on from its end.
-            if 0 < len(raw) < self._page_size:
-                self._page_size = len(raw)
+            # A capped page (or an ignored take) is not the end: go on from its end,
+            # asking for the size served so that pages fetched ahead line up.
+            self._page_size = min(len(raw), MAX_PAGE_SIZE)
             self._realign = end
         self._handed += len(items)
         self.page_end = end

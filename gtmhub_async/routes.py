@@ -304,7 +304,13 @@ def write_model(cl: type[T]) -> Callable[[Any], T | WriteResult]:
     when the body is not ``cl`` (empty, ``{}``, a bare id, text, part of an object).
     """
 
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cl)  # type: ignore[arg-type]  # every model is an attrs class
+    known = frozenset(converter.camel(f.name) for f in fields if f.name not in ("extra", "unread"))
+
     def parse(data: Any) -> T | WriteResult:
+        # ``{}`` or an object with none of the model's fields is not that model.
+        if not isinstance(data, dict) or known.isdisjoint(data):
+            raise TypeError(f"not a {cl.__name__}")
         return converter.structure(data, cl)
 
     parse.__qualname__ = f"write_model({cl.__name__})"

@@ -240,7 +240,10 @@ class Api:
         except query.FilterError as exc:
             raise Reject(400, str(exc)) from None
         page = [quirks.kpi(kpi) for kpi in orjson.loads(orjson.dumps(page))]  # a deep copy
-        return Reply(200, {"items": page, "totalCount": len(items), "count": len(page)})
+        body: dict[str, Any] = {"items": page, "totalCount": len(items), "count": len(page)}
+        if not quirks.total_count:
+            del body["totalCount"]
+        return Reply(200, body)
 
     # --- Users -------------------------------------------------------------------------
 

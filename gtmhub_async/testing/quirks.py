@@ -70,7 +70,8 @@ class Quirks:
       e.g. ``{"dateCreated": 5, "formatting": {"fractionSize": None}}`` (a nested
       object is merged one level deep);
     - ``time_zone_forms``: the snapshot ``timeZone`` forms accepted (``utc``,
-      ``iana``); None accepts any text.
+      ``iana``); None accepts any text;
+    - ``total_count``: whether a /v2/kpis page carries ``totalCount`` [I].
     """
 
     page_cap: int | None = attrs.field(default=None, validator=_cap)
@@ -83,6 +84,7 @@ class Quirks:
     )
     kpi_overrides: Mapping[str, Any] = attrs.field(factory=dict, validator=_jsonable)
     time_zone_forms: frozenset[str] | None = attrs.field(default=None, validator=_forms)
+    total_count: bool = True
 
     def page_size(self, query: Mapping[str, str], default: int) -> str | None:
         """Return the raw page-size parameter the server honours (None: use ``default``)."""
