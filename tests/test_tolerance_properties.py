@@ -157,6 +157,20 @@ def test_one_odd_field_is_unread_never_fatal_unless_confirmed(
     else:
         assert dict(after.unread) == {k: v for k, v in before.unread.items() if k != key}
         assert value is None or value == [] or new[name] is not None
+        # Read means read as it was sent: nothing is coerced (no 'None', no repr strings).
+        assert value is None or _same_kind(value, new[name]), (value, new[name])
+
+
+def _same_kind(raw: Any, read: Any) -> bool:
+    if isinstance(raw, bool):
+        return read is raw
+    if isinstance(raw, int | float):
+        return not isinstance(read, bool) and isinstance(read, int | float) and read == raw
+    if isinstance(raw, str):
+        return not isinstance(read, str) or read == raw  # a str, or a date / time parsed from it
+    if isinstance(raw, list):
+        return isinstance(read, list | tuple) and list(read) == raw
+    return attrs.has(type(read))
 
 
 def _required(cl: type[Any]) -> dict[str, Any]:
