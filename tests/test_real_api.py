@@ -17,6 +17,7 @@ from gtmhub_async import (
     KpiSnapshotRequest,
     PaginationError,
     ResponseDecodeError,
+    UnknownOutcomeError,
     UpdateKpiRequest,
     VirtualKpiGroup,
     WriteResult,
@@ -259,3 +260,18 @@ async def test_the_fake_refuses_a_time_zone_form_it_is_told_not_to_accept(
     assert info.value.message == (
         "timeZone 'Europe/Sofia' does not match the account's report settings"
     )
+
+
+# --- The favourite PUT ------------------------------------------------------------------
+
+
+async def test_the_favourite_put_is_not_resent_once_it_may_have_arrived(
+    fake: FakeGtmhub, client: GtmhubClient
+) -> None:
+    # Whether the PUT sets or toggles is unknown [I]: a resent toggle would undo it.
+    fake.script(["500-after-write"])
+    with pytest.raises(UnknownOutcomeError) as info:
+        await client.users.favorite_kpi_virtual_group(group=VirtualKpiGroup.UNGROUPED)
+    assert "may have been applied" in str(info.value)
+    assert fake.count("PUT", "/v1/users/kpi-virtual-group/favorite") == 1
+    assert fake.favorites[VirtualKpiGroup.UNGROUPED] is True
