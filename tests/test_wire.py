@@ -224,3 +224,37 @@ def test_unknown_status_and_empty_body() -> None:
     assert info.value.message == "(empty body)"
     assert info.value.body is None
     assert repr(info.value) == "ApiError(status=418, message='(empty body)')"
+
+
+WRITE_BODIES: list[tuple[bytes, str | None]] = [
+    (b"", None),
+    (b"{}", None),
+    (b"ok", None),
+    (b'"' + KPI_ID.encode() + b'"', KPI_ID),
+    (KPI_ID.encode(), KPI_ID),
+    (b'{"_id": "' + KPI_ID.encode() + b'", "other": 1}', KPI_ID),
+    (b"[1, 2]", None),
+    (b"{not json", None),
+]
+
+
+@pytest.mark.parametrize(("body", "found"), WRITE_BODIES)
+def test_a_2xx_write_whose_body_is_not_the_model_is_a_write_result(
+    body: bytes, found: str | None
+) -> None:
+    from gtmhub_async import WriteResult
+    from gtmhub_async.routes import CREATE_SNAPSHOT
+
+    result = parse_response(CREATE_SNAPSHOT, 201, {}, body)
+    assert result == WriteResult(status=201, body=body, id=found)
+
+
+def test_a_2xx_write_answering_part_of_its_object_is_the_model() -> None:
+    from gtmhub_async import KpiSnapshot
+    from gtmhub_async.routes import CREATE_SNAPSHOT, UPDATE_KPI
+
+    kpi = parse_response(UPDATE_KPI, 200, {}, b'{"id": "' + KPI_ID.encode() + b'"}')
+    assert kpi == Kpi(id=KPI_ID)
+    # An object with a field the model names is that model, however few fields it has.
+    snapshot = parse_response(CREATE_SNAPSHOT, 201, {}, b'{"id": "' + KPI_ID.encode() + b'"}')
+    assert snapshot == KpiSnapshot(id=KPI_ID)

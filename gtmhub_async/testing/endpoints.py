@@ -3,7 +3,8 @@
 Paths are relative to the API root (``/v1/...``, ``/v2/...``) as in ``routes.py``.
 Response shapes the vendor does not document are the fake's inference [I]:
 the snapshot list rows ``{kpiId, group, value}``, the snapshot POST answer, the
-favourite answer ``{}``, and the /v2/kpis envelope ``{items, totalCount, count}``.
+favourite answer ``{}``, and ``totalCount`` / ``count`` beside the /v2/kpis
+``items`` [C]. ``Quirks`` (``quirks.py``) turns on what a real server may also do.
 """
 
 from __future__ import annotations
