@@ -23,6 +23,7 @@ from gtmhub_async import (
     WriteResult,
 )
 from gtmhub_async.bulk import SnapshotUpload
+from gtmhub_async.converter import unstructure
 from gtmhub_async.models import time_zone_form
 from gtmhub_async.testing import FakeGtmhub, Quirks
 
@@ -175,6 +176,25 @@ async def test_an_upload_of_30_answered_with_empty_bodies_counts_30_succeeded(
     assert sum(len(v) for v in fake.snapshots.values()) == 60
 
 
+async def test_the_journal_records_writes_with_empty_bodies_as_succeeded(
+    fake: FakeGtmhub, client: GtmhubClient, tmp_path: Any
+) -> None:
+    kpis = fake.add_kpis(3)
+    fake.quirks = Quirks(write_reply="empty")
+    items = [
+        SnapshotUpload(k["id"], KpiSnapshotRequest(group=date(2026, 11, day), value=day))
+        for k in kpis
+        for day in range(1, 11)
+    ]
+    journal = tmp_path / "upload.journal"
+    first = await client.kpis.upload_snapshots(items, journal=journal)
+    assert (first.succeeded_count, first.unknown_count) == (30, 0)
+    # A re-run with the same journal sends nothing: it records all 30 as succeeded.
+    again = await client.kpis.upload_snapshots(items, journal=journal)
+    assert (again.succeeded_count, again.skipped_count, again.unknown_count) == (30, 30, 0)
+    assert sum(len(v) for v in fake.snapshots.values()) == 30
+
+
 async def test_a_read_whose_body_is_not_the_model_stays_a_decode_error(
     fake: FakeGtmhub, client: GtmhubClient
 ) -> None:
@@ -218,6 +238,7 @@ async def test_odd_inferred_kpi_fields_read_and_are_kept_unread(
         }
         # Nothing unread leaks into extra: sending extra back never echoes it.
         assert "ownerIds" not in got.extra and "dateCreated" not in got.extra
+        assert unstructure(UpdateKpiRequest(name="n", extra=got.extra)) == {"name": "n"}
     assert any("Kpi.dateCreated could not be read" in r.getMessage() for r in caplog.records)
 
 
