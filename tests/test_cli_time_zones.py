@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from test_cli import FakeThread, error_lines, run, write_csv  # tests/ is on sys.path
 
@@ -104,3 +105,15 @@ def test_a_server_refusing_a_form_fails_that_row_only(server: FakeThread, tmp_pa
         for line in result.stdout.splitlines()
     ), result.stdout
     assert [s["timeZone"] for s in fake.snapshots[kid]] == ["UTC+2"]
+
+
+def test_kpis_create_prints_what_is_known_when_the_body_is_a_bare_id(
+    server: FakeThread,
+) -> None:
+    # Not a time zone, but the same CLI path: a 2xx write whose body is not a KPI [I].
+    fake = server.fake
+    fake.quirks = Quirks(write_reply="id")
+    result = run(["kpis", "create", "--name", "Revenue"], server.env())
+    assert result.exit_code == EXIT_OK, result.output
+    (kpi_id,) = fake.kpis
+    assert orjson.loads(result.stdout) == {"id": kpi_id, "status": 201}
