@@ -229,7 +229,7 @@ def parse_response(
         raise api_error(status, headers, body, method=method, url=url)
     if route.parse is no_content:
         return route.parse(None)
-    if route.is_write and route.parse is not any_json:
+    if route.is_write:
         return _parse_write(route, status, body)
     if not body.strip():
         if route.parse is any_json:
@@ -277,6 +277,8 @@ def _id_in(data: Any) -> str | None:
 
 def _parse_write(route: Route[..., RespT], status: int, body: bytes) -> RespT:
     data: Any = None
+    if route.parse is any_json and not body.strip():
+        return route.parse(None)  # ``client.request``: an empty answer is None, as before
     if body.strip():
         try:
             data = orjson.loads(body)

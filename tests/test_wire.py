@@ -258,3 +258,15 @@ def test_a_2xx_write_answering_part_of_its_object_is_the_model() -> None:
     # An object with a field the model names is that model, however few fields it has.
     snapshot = parse_response(CREATE_SNAPSHOT, 201, {}, b'{"id": "' + KPI_ID.encode() + b'"}')
     assert snapshot == KpiSnapshot(id=KPI_ID)
+
+
+def test_a_raw_2xx_write_is_its_json_or_a_write_result() -> None:
+    from gtmhub_async import WriteResult
+    from gtmhub_async.routes import raw_route
+
+    post = raw_route("POST", "/v1/things")
+    assert parse_response(post, 200, {}, b'{"a": 1}') == {"a": 1}
+    assert parse_response(post, 204, {}, b"") is None
+    assert parse_response(post, 201, {}, b"ok") == WriteResult(status=201, body=b"ok")
+    with pytest.raises(ResponseDecodeError, match="the 200 body of request GET /v1/things is not"):
+        parse_response(raw_route("GET", "/v1/things"), 200, {}, b"ok")
