@@ -17,7 +17,7 @@ import enum
 import logging
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -56,12 +56,6 @@ def _read_float(value: Any) -> float:
     raise TypeError(f"expected a number, got {type(value).__name__}")
 
 
-def _read_bool(value: Any) -> bool:
-    if type(value) is not bool:
-        raise TypeError(f"expected true or false, got {type(value).__name__}")
-    return value
-
-
 def _read_datetime(value: Any) -> datetime:
     if type(value) is not str:
         raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
@@ -82,12 +76,6 @@ def _read_str_tuple(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _read_mapping(value: Any) -> Mapping[str, Any]:
-    if type(value) is not dict:
-        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
-    return value
-
-
 def _open_enum(enum_type: type[enum.Enum]) -> Reader:
     by_value = {member.value: member for member in enum_type}
 
@@ -104,7 +92,6 @@ _SIMPLE: Final[dict[Any, Reader]] = {
     str: _read_str,
     int: _read_int,
     float: _read_float,
-    bool: _read_bool,
     datetime: _read_datetime,
     date: _read_date,
 }
@@ -124,15 +111,11 @@ def _reader(tp: Any, structure_of: Callable[[Any], Reader]) -> tuple[Reader, boo
     enums = [m for m in rest if isinstance(m, type) and issubclass(m, enum.Enum)]
     if enums and str in rest:
         return _open_enum(enums[0]), nullable
-    if len(rest) != 1:
-        raise TypeError(f"no tolerant reader for {tp!r}")
-    (inner,) = rest
+    inner = rest[0] if len(rest) == 1 else None
     if inner in _SIMPLE:
         return _SIMPLE[inner], nullable
     if inner == tuple[str, ...]:
         return _read_str_tuple, nullable
-    if inner == Mapping[str, Any]:
-        return _read_mapping, nullable
     if typing.get_origin(inner) is list:
         (item_type,) = typing.get_args(inner)
         item = structure_of(item_type)
@@ -143,7 +126,7 @@ def _reader(tp: Any, structure_of: Callable[[Any], Reader]) -> tuple[Reader, boo
             return [item(v) for v in value]
 
         return read_list, nullable
-    if attrs.has(inner):
+    if inner is not None and attrs.has(inner):
         return structure_of(inner), nullable
     raise TypeError(f"no tolerant reader for {tp!r}")
 

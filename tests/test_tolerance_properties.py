@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -175,3 +176,15 @@ def _same_kind(raw: Any, read: Any) -> bool:
 
 def _required(cl: type[Any]) -> dict[str, Any]:
     return {"id": "x"} if cl is Kpi else {"items": []} if cl is KpiPage else {}
+
+
+def test_a_response_model_with_a_field_type_no_reader_knows_is_refused_when_built() -> None:
+    from gtmhub_async._tolerant import make_structure_fn
+
+    @attrs.frozen(kw_only=True)
+    class Odd:
+        flag: bool | int = 0
+        unread: dict[str, Any] = attrs.field(factory=dict)
+
+    with pytest.raises(TypeError, match=r"no tolerant reader for bool \| int"):
+        make_structure_fn(Odd, camel, lambda tp: tp)
