@@ -221,7 +221,7 @@ class Api:
         skip = 0 if quirks.ignore_skip else validate.query_int(q.get("skip", "0"), "skip", 0)
         # A cap serves fewer than asked instead of refusing a large page size.
         most = None if quirks.page_cap is not None else self.max_page_size
-        size = quirks.page_size(q, 100)
+        size = quirks.page_size(q)
         take = quirks.served(validate.query_int(size or "100", quirks.page_param, 1, most))
         try:
             items = list(self.store.kpis.values())

@@ -86,8 +86,8 @@ class Quirks:
     time_zone_forms: frozenset[str] | None = attrs.field(default=None, validator=_forms)
     total_count: bool = True
 
-    def page_size(self, query: Mapping[str, str], default: int) -> str | None:
-        """Return the raw page-size parameter the server honours (None: use ``default``)."""
+    def page_size(self, query: Mapping[str, str]) -> str | None:
+        """Return the raw page-size parameter the server honours (None: the default size)."""
         if self.page_param == "none":
             return None
         return query.get(self.page_param)
