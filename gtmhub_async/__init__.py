@@ -37,6 +37,7 @@ from gtmhub_async.models import (
     Unset,
     UpdateKpiRequest,
     VirtualKpiGroup,
+    WriteResult,
 )
 from gtmhub_async.pagination import KpiIterator, KpiPageIterator, PaginationError
 from gtmhub_async.retry import RetryPolicy
@@ -86,6 +87,7 @@ __all__ = [
     "Unset",
     "UpdateKpiRequest",
     "VirtualKpiGroup",
+    "WriteResult",
     "__version__",
 ]
 

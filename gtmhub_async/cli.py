@@ -49,7 +49,9 @@ from gtmhub_async.models import (
     KpiSnapshot,
     KpiSnapshotRequest,
     TargetOperator,
+    WriteResult,
     check_object_id,
+    time_zone_form,
 )
 from gtmhub_async.pagination import PaginationError
 
@@ -576,10 +578,39 @@ def _known_time_zones() -> frozenset[str]:
         return frozenset()
 
 
+def _check_time_zone(time_zone: str, warned: set[str] | None) -> None:
+    """Accept UTC, UTC±H, UTC±HH:MM [C] and known IANA names; pass any other form on.
+
+    The real API accepts ``UTC+2`` / ``UTC-7`` [C]; what else it accepts is not
+    known [I]: the account's setting decides, not the SDK. So a form that is not
+    known either way is sent as is, with one warning per value (per file when
+    ``warned`` is that file's set). Only an Area/Location name that the tz database
+    does not know (a typo such as ``Europe/Sofai``) is refused.
+    """
+    if time_zone_form(time_zone) is not None:
+        return
+    zones = _known_time_zones()
+    if zones and "/" in time_zone and not time_zone.startswith("UTC"):
+        raise ValueError(
+            f"time_zone {time_zone!r} is not a known IANA time zone (nor UTC, UTC±H, UTC±HH:MM)"
+        )
+    if warned is None or time_zone not in warned:
+        if warned is not None:
+            warned.add(time_zone)
+        click.echo(
+            f"{PROG}: warning: time_zone {time_zone!r} is neither UTC±H nor a known IANA "
+            "name; sent as is (the account's report settings decide)",
+            err=True,
+        )
+
+
 def parse_row(
-    fields: dict[str, Any], *, from_json: bool = False
+    fields: dict[str, Any], *, from_json: bool = False, warned: set[str] | None = None
 ) -> tuple[str, KpiSnapshotRequest]:
-    """Return the KPI id and snapshot of one row's fields, or raise ValueError saying why."""
+    """Return the KPI id and snapshot of one row's fields, or raise ValueError saying why.
+
+    ``warned`` collects the time zones already warned about (one warning per value).
+    """
     missing = [c for c in _REQUIRED if fields.get(c) in (None, "")]
     if missing:
         raise ValueError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
@@ -612,9 +643,7 @@ def parse_row(
         raise ValueError(f"value must be a finite number, got {_show(raw_value)}")
     time_zone = _optional_text(fields.get("time_zone"), "time_zone")
     if time_zone is not None:
-        zones = _known_time_zones()
-        if zones and time_zone not in zones:
-            raise ValueError(f"time_zone {time_zone!r} is not a known IANA time zone")
+        _check_time_zone(time_zone, warned)
     description = _optional_text(fields.get("description"), "description")
     return kpi_id, KpiSnapshotRequest(
         group=day, value=value, time_zone=time_zone, description=description
@@ -702,6 +731,7 @@ def _read_csv(path: str, text: str) -> tuple[list[SnapshotRow], list[BadRow]]:
         )
     good: list[SnapshotRow] = []
     bad: list[BadRow] = []
+    warned: set[str] = set()
     number = 0
     line = reader.line_num + 1
     while True:
@@ -724,7 +754,7 @@ def _read_csv(path: str, text: str) -> tuple[list[SnapshotRow], list[BadRow]]:
             )
             continue
         try:
-            kpi_id, snapshot = parse_row(dict(zip(names, cells, strict=True)))
+            kpi_id, snapshot = parse_row(dict(zip(names, cells, strict=True)), warned=warned)
         except ValueError as exc:
             bad.append(BadRow(number, start, str(exc)))
             continue
@@ -735,6 +765,7 @@ def _read_csv(path: str, text: str) -> tuple[list[SnapshotRow], list[BadRow]]:
 def _read_jsonl(text: str) -> tuple[list[SnapshotRow], list[BadRow]]:
     good: list[SnapshotRow] = []
     bad: list[BadRow] = []
+    warned: set[str] = set()
     number = 0
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -767,7 +798,7 @@ def _read_jsonl(text: str) -> tuple[list[SnapshotRow], list[BadRow]]:
             )
             continue
         try:
-            kpi_id, snapshot = parse_row(fields, from_json=True)
+            kpi_id, snapshot = parse_row(fields, from_json=True, warned=warned)
         except ValueError as exc:
             bad.append(BadRow(number, line, str(exc)))
             continue
@@ -928,7 +959,7 @@ def kpis_create(
     except (TypeError, ValueError) as exc:
         _fail(str(exc), EXIT_USAGE)
 
-    async def body(client: GtmhubClient) -> Kpi:
+    async def body(client: GtmhubClient) -> Kpi | WriteResult:
         try:
             return await client.kpis.create(request)
         except UnknownOutcomeError as exc:
@@ -939,7 +970,9 @@ def kpis_create(
             ) from None
 
     kpi = _call(api, body)
-    click.echo(_pretty(kpi_json(kpi)))
+    # A 2xx whose body is not a KPI [I] was still applied: print what is known.
+    created = kpi_json(kpi) if isinstance(kpi, Kpi) else {"id": kpi.id, "status": kpi.status}
+    click.echo(_pretty(created))
 
 
 @kpis.command("delete")
@@ -984,7 +1017,9 @@ def _ids(values: Iterable[str], flag: str) -> list[str] | None:
 @click.option("--my-kpis", is_flag=True, help="Include the KPIs the token's user owns.")
 @click.option("--from", "from_", type=_DATE, metavar="YYYY-MM-DD", help="First day.")
 @click.option("--to", type=_DATE, metavar="YYYY-MM-DD", help="Last day.")
-@click.option("--time-zone", metavar="TZ", help="IANA time zone of the days, e.g. Europe/Sofia.")
+@click.option(
+    "--time-zone", metavar="TZ", help="Time zone of the days: UTC, UTC+2, UTC-7 or Europe/Sofia."
+)
 @click.option(
     "--group-by", metavar="PERIOD", help="Group the values by a period (server-defined)."
 )
@@ -1447,7 +1482,14 @@ async def _create_demo_kpi(
     """Create a KPI; after an unknown outcome, look it up by its unique name before retrying."""
     for _ in range(_RECONCILE_ROUNDS):
         try:
-            return await client.kpis.create(request)
+            created = await client.kpis.create(request)
+            if isinstance(created, Kpi):
+                return created
+            # Applied, but the body is not a KPI [I]: read it back by its unique name.
+            page = await client.kpis.list_page(filter={"name": request.name}, take=2)
+            if page.items:
+                return page.items[0]
+            raise CliError(f"KPI {request.name!r} was created but cannot be found by its name")
         except UnknownOutcomeError:
             page = await client.kpis.list_page(filter={"name": request.name}, take=2)
             report.create_reconciled += 1

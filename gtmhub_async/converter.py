@@ -10,7 +10,9 @@ Hooks are generated once per class (cattrs code generation), so structuring a
   too (the API treats a missing optional field and null alike, and a request body
   should not invent nulls); ``None`` on an ``UNSET``-default field sends null;
 - datetimes are always timezone-aware (a naive value from the server is UTC);
-- an enum field accepts values the enum does not know and keeps them as ``str``.
+- an enum field accepts values the enum does not know and keeps them as ``str``;
+- a response model (one with an ``unread`` field) is read by a generated function
+  in which inferred fields never fail (see ``_tolerant``); ``unread`` is never sent.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import make_converter
 
+from gtmhub_async._tolerant import is_tolerant, make_structure_fn
 from gtmhub_async.models import UNSET, Unset
 
 __all__ = ["camel", "converter", "structure", "unstructure"]
@@ -176,12 +179,20 @@ def _make_unstructure_factory(conv: cattrs.Converter) -> Callable[[type[Any]], A
     def factory(cl: type[Any]) -> Callable[[Any], dict[str, Any]]:
         fields = attrs.fields(cl)
         has_extra = any(f.name == "extra" for f in fields)
-        overrides = {f.name: override(rename=camel(f.name)) for f in fields if f.name != "extra"}
+        overrides = {
+            f.name: override(rename=camel(f.name))
+            for f in fields
+            if f.name not in ("extra", "unread")
+        }
         if has_extra:
             overrides["extra"] = override(omit=True)
+        if any(f.name == "unread" for f in fields):
+            overrides["unread"] = override(omit=True)
         base = make_dict_unstructure_fn(cl, conv, **overrides)  # type: ignore[arg-type]  # as above
         droppable = frozenset(
-            camel(f.name) for f in fields if f.default is None or f.default is UNSET
+            camel(f.name)
+            for f in fields
+            if f.name != "unread" and (f.default is None or f.default is UNSET)
         )
         # Only a None whose default is None is dropped; a None on an UNSET field sends null.
         none_droppable = frozenset(camel(f.name) for f in fields if f.default is None)
@@ -223,6 +234,22 @@ def _build() -> cattrs.Converter:
 
     conv.register_structure_hook_func(_is_unset_union, structure_unset_union)
     conv.register_structure_hook_factory(attrs.has, _make_structure_factory(conv))
+    tolerant: dict[Any, Callable[..., Any]] = {}
+
+    def reader_of(tp: Any) -> Callable[[Any], Any]:
+        if is_tolerant(tp):
+            return tolerant_factory(tp)
+        hook = conv.get_structure_hook(tp)
+        return lambda value: hook(value, tp)
+
+    def tolerant_factory(cl: Any) -> Callable[..., Any]:
+        fn = tolerant.get(cl)
+        if fn is None:
+            fn = tolerant[cl] = make_structure_fn(cl, camel, reader_of)
+        return fn
+
+    # Registered last, so it is tried before the generic attrs factory above.
+    conv.register_structure_hook_factory(is_tolerant, tolerant_factory)
     conv.register_unstructure_hook_factory(attrs.has, _make_unstructure_factory(conv))
     return conv
 

@@ -4,13 +4,18 @@ The vendor publishes no JSON schemas for these endpoints. Fields marked [C] in a
 docstring are confirmed by public sources; the rest are inferred [I] from the
 product and the vendor's other endpoints. Every response model keeps the fields
 it does not name in ``extra`` and accepts values it does not know (an unknown
-aggregation stays a plain string), so a schema that differs from our inference
-degrades to less typing, never to a crash.
+aggregation stays a plain string). An inferred field whose value is null or of
+another JSON kind takes its "unknown" value (None, or the default) and its raw
+value is kept in ``unread`` (never in ``extra``, so sending ``extra`` back cannot
+echo a value the SDK could not read). Only confirmed fields (a KPI's ``id`` and
+``name``, a page's ``items``) can fail a read. So a schema that differs from our
+inference degrades to less typing, never to a crash, and nothing is coerced.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -33,7 +38,9 @@ __all__ = [
     "Unset",
     "UpdateKpiRequest",
     "VirtualKpiGroup",
+    "WriteResult",
     "check_object_id",
+    "time_zone_form",
 ]
 
 _OBJECT_ID = re.compile(r"[0-9a-f]{24}\Z", re.IGNORECASE)
@@ -119,28 +126,78 @@ def _extra() -> Any:
     return attrs.field(factory=dict, repr=False, eq=False)
 
 
+def _unread() -> Any:
+    # Present only on response models: it marks them for the tolerant structure functions.
+    return attrs.field(factory=dict, repr=False, eq=False)
+
+
+#: Field metadata of a response field that is confirmed [C] and may fail a read.
+CONFIRMED: Final = {"confirmed": True}
+
+_UTC_OFFSET = re.compile(r"UTC(?:[+-](?:\d{1,2})(?::[0-5]\d)?)?\Z")
+_IANA = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*\Z")
+
+
+def time_zone_form(value: str) -> str | None:
+    """Return ``"utc"`` (``UTC``, ``UTC±H``, ``UTC±HH:MM``), ``"iana"`` (a known name) or None.
+
+    The real API accepts ``UTC+2`` and ``UTC-7`` [C]; whether it accepts IANA names
+    is not known [I]. None means "not known either way": the account's setting
+    decides, so callers pass such a value through rather than refuse it.
+    """
+    if _UTC_OFFSET.match(value):
+        hours = value[4:].partition(":")[0]
+        return "utc" if not hours or int(hours) <= 14 else None
+    if _IANA.match(value) and _is_iana(value):
+        return "iana"
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _is_iana(name: str) -> bool:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _time_zone(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name} must be a str, got {type(value).__name__}")
+
+
 @attrs.frozen(kw_only=True)
 class KpiFormatting:
-    """Display formatting of a KPI's value [C: prefix, suffix, fractionSize]."""
+    """Display formatting of a KPI's value [C in a create body: prefix, suffix, fractionSize].
 
-    prefix: str = ""
-    suffix: str = ""
-    fraction_size: int = 0
+    In an answer the shape is inferred [I]: a null or odd value reads as None.
+    """
+
+    prefix: str | None = ""
+    suffix: str | None = ""
+    fraction_size: int | None = 0
     extra: Mapping[str, Any] = _extra()
+    unread: Mapping[str, Any] = _unread()
 
 
 @attrs.frozen(kw_only=True)
 class Kpi:
     """A KPI as the API returns it.
 
-    ``id`` and ``name`` are confirmed [C]; the other names follow the product's
-    fields and the vendor's other resources [I]. With a ``fields`` projection only
-    the projected fields are present, so everything but ``id`` is optional.
+    ``id`` and ``name`` are confirmed [C] (a wrong kind of value in them fails the
+    read); the other names follow the product's fields and the vendor's other
+    resources [I] and never fail it (see ``unread``). With a ``fields`` projection
+    only the projected fields are present, so everything but ``id`` is optional.
     """
 
-    id: str
+    id: str = attrs.field(metadata=CONFIRMED)
     account_id: str | None = None
-    name: str | None = None
+    name: str | None = attrs.field(default=None, metadata=CONFIRMED)
     description: str | None = None
     owner_ids: tuple[str, ...] = ()
     aggregation: Aggregation | str | None = None
@@ -153,15 +210,21 @@ class Kpi:
     created_by_id: str | None = None
     modified_by_id: str | None = None
     extra: Mapping[str, Any] = _extra()
+    unread: Mapping[str, Any] = _unread()
 
 
 @attrs.frozen(kw_only=True)
 class KpiPage:
-    """One page of ``GET /v2/kpis`` ("kpisWithTotalCount"): ``items`` and ``totalCount`` [I]."""
+    """One page of ``GET /v2/kpis`` ("kpisWithTotalCount").
 
-    items: list[Kpi]
-    total_count: int
+    The ``items`` envelope is confirmed [C]; ``totalCount`` is inferred [I] from the
+    groups list and is None when absent or unreadable (``count`` stays in ``extra``).
+    """
+
+    items: list[Kpi] = attrs.field(metadata=CONFIRMED)
+    total_count: int | None = None
     extra: Mapping[str, Any] = _extra()
+    unread: Mapping[str, Any] = _unread()
 
 
 def _finite(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -193,7 +256,9 @@ class KpiSnapshotRequest:
 
     group: date = attrs.field(validator=_a_date)
     value: float = attrs.field(validator=_finite)
-    time_zone: str | None = None
+    #: ``UTC``, ``UTC+2``, ``UTC-7`` [C], ``UTC+05:30`` or an IANA name [I]: any
+    #: text is sent as is, because the account's setting decides, not the SDK.
+    time_zone: str | None = attrs.field(default=None, validator=_time_zone)
     description: str | None = None
 
 
@@ -209,6 +274,21 @@ class KpiSnapshot:
     description: str | None = None
     date_created: datetime | None = None
     extra: Mapping[str, Any] = _extra()
+    unread: Mapping[str, Any] = _unread()
+
+
+@attrs.frozen(kw_only=True)
+class WriteResult:
+    """What a 2xx write answered when its body is not the model: the write was applied.
+
+    The write endpoints document only "resource created response" / "ok" [C]; the
+    body is unknown [I] (empty, ``{}``, a bare id, text, part of an object).
+    ``id`` is the id the body carries, if any (a bare id, or an ``id`` key).
+    """
+
+    status: int
+    body: bytes = attrs.field(repr=False)
+    id: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -135,7 +135,9 @@ class Kpis(Resource):
         ``start`` is the offset of the first one: a ``PaginationError``'s ``position``
         (or the iterator's ``position``) resumes an interrupted walk. Use
         ``async with client.kpis.list() as kpis:`` to cancel the prefetch on early exit;
-        ``.pages()`` yields whole ``KpiPage`` objects instead.
+        ``.pages()`` yields whole ``KpiPage`` objects instead. A page shorter than asked
+        is not the end (a server may cap it [C]): the walk ends on an empty page or at
+        ``totalCount``, and raises ``PaginationError`` if the server makes no progress.
         """
         return KpiIterator(
             self._client,

@@ -18,6 +18,7 @@ from typing import Any, Final, Generic, Literal, ParamSpec, TypeVar
 import attrs
 
 from gtmhub_async import converter
+from gtmhub_async._answers import any_json, model, model_list, no_content, write_model
 from gtmhub_async.models import (
     CreateKpiRequest,
     Formatting,
@@ -32,7 +33,18 @@ from gtmhub_async.models import (
     valid_object_ids,
 )
 
-__all__ = ["MAX_PAGE_SIZE", "ROUTES", "Call", "Route"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "ROUTES",
+    "Call",
+    "Route",
+    "any_json",
+    "model",
+    "model_list",
+    "no_content",
+    "write_model",
+]
 
 P = ParamSpec("P")
 RespT = TypeVar("RespT")
@@ -44,8 +56,12 @@ T = TypeVar("T")
 Where = Literal["path", "query", "query_map", "body", "json"]
 
 #: Largest ``take`` the SDK sends to /v2/kpis. The API's own cap is not published;
-#: 500 is a conservative inference [I] that keeps one page's body small.
+#: 500 is a conservative inference [I] that keeps one page's body small. A server
+#: may serve fewer than asked (some v2 endpoints cap or page by ``limit`` [C]): the
+#: walk in ``pagination.py`` is correct whatever size it is served.
 MAX_PAGE_SIZE: Final = 500
+#: The vendor's default page size [C].
+DEFAULT_PAGE_SIZE: Final = 100
 
 
 def _in(
@@ -150,7 +166,13 @@ def _skip(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
 
 @attrs.frozen
 class ListKpisPage(Call):
-    """Read one page of KPIs with a Mongo-style filter, a sort and a projection [C]."""
+    """Read one page of KPIs with a Mongo-style filter, a sort and a projection [C].
+
+    Paging is ``skip`` [C] and ``take`` [I: the vendor's paging page names it, while
+    some v2 endpoints use ``limit`` and /v2/kpis documents neither]. Only ``take`` is
+    sent: a strict server could refuse an unknown parameter, and a server that
+    ignores ``take`` only serves its default page size, which the walk handles.
+    """
 
     filter: Mapping[str, Any] | str | None = attrs.field(
         metadata=_in("query"), default=None, kw_only=True
@@ -162,7 +184,9 @@ class ListKpisPage(Call):
         metadata=_in("query"), default=None, kw_only=True
     )
     skip: int = attrs.field(metadata=_in("query"), default=0, kw_only=True, validator=_skip)
-    take: int = attrs.field(metadata=_in("query"), default=100, kw_only=True, validator=_take)
+    take: int = attrs.field(
+        metadata=_in("query"), default=DEFAULT_PAGE_SIZE, kw_only=True, validator=_take
+    )
 
 
 @attrs.frozen
@@ -197,6 +221,8 @@ class FavoriteVirtualGroup(Call):
     """Add a virtual KPI group to, or remove it from, the user's favourites.
 
     The body is undocumented; ``{"virtualGroup": ..., "favorite": ...}`` is inferred [I].
+    Whether the PUT sets the flag or toggles it is not known [I], so it is not
+    retried once it may have reached the server: a resent toggle would undo it.
     """
 
     group: VirtualKpiGroup | str = attrs.field(
@@ -254,42 +280,7 @@ class DeleteKpi(Call):
     kpi_id: str = attrs.field(metadata=_in("path", "kpiId"), validator=valid_object_id)
 
 
-# --- How answers are read ------------------------------------------------------------
-
-
-def model(cl: type[T]) -> Callable[[Any], T]:
-    """Return a parser that structures decoded JSON into ``cl``."""
-
-    def parse(data: Any) -> T:
-        return converter.structure(data, cl)
-
-    parse.__qualname__ = f"model({cl.__name__})"
-    return parse
-
-
-def model_list(cl: type[T]) -> Callable[[Any], list[T]]:
-    """Return a parser for a JSON array of ``cl``, or an ``{"items": [...]}`` envelope [I]."""
-
-    def parse(data: Any) -> list[T]:
-        if isinstance(data, dict) and isinstance(data.get("items"), list):
-            data = data["items"]
-        if not isinstance(data, list):
-            raise TypeError(f"expected a JSON array of {cl.__name__}, got {type(data).__name__}")
-        return [converter.structure(item, cl) for item in data]
-
-    parse.__qualname__ = f"model_list({cl.__name__})"
-    return parse
-
-
-def no_content(data: Any) -> None:
-    """Ignore the body: the route answers with nothing worth reading."""
-    return None
-
-
-def any_json(data: Any) -> Any:
-    """Return the decoded JSON as it is (None for an empty body)."""
-    return data
-
+# --- How answers are read: see ``_answers.py`` ----------------------------------------
 
 _RAW_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
@@ -334,6 +325,11 @@ class Route(Generic[P, RespT]):
     def _idempotent(self) -> bool:
         return self.method != "POST"
 
+    @property
+    def is_write(self) -> bool:
+        """Return True for a write (any method but GET): any 2xx answer means applied."""
+        return self.method != "GET"
+
 
 INSIGHT_KPI_USAGES: Final = Route(
     "insights.kpi_usages",
@@ -350,25 +346,27 @@ LIST_KPI_SNAPSHOTS: Final = Route(
     "kpis.snapshots", "GET", "/v1/kpis/snapshots", ListSnapshots, model_list(KpiSnapshot)
 )
 GET_KPI: Final = Route("kpis.get", "GET", "/v1/kpis/{kpiId}", GetKpi, model(Kpi))
-CREATE_KPI: Final = Route("kpis.create", "POST", "/v1/kpis", CreateKpi, model(Kpi))
+CREATE_KPI: Final = Route("kpis.create", "POST", "/v1/kpis", CreateKpi, write_model(Kpi))
 CREATE_SNAPSHOT: Final = Route(
     "kpis.create_snapshot",
     "POST",
     "/v1/kpis/{kpiId}/snapshots",
     CreateSnapshot,
-    model(KpiSnapshot),
+    write_model(KpiSnapshot),
 )
+#: Not idempotent: set-or-toggle is unknown [I], and a resent toggle undoes the change.
 FAVORITE_VIRTUAL_GROUP: Final = Route(
     "users.favorite_kpi_virtual_group",
     "PUT",
     "/v1/users/kpi-virtual-group/favorite",
     FavoriteVirtualGroup,
     no_content,
+    idempotent=False,
 )
 BULK_UPDATE_KPIS: Final = Route(
     "kpis.bulk_update", "PATCH", "/v1/kpis", BulkUpdateKpis, no_content
 )
-UPDATE_KPI: Final = Route("kpis.update", "PATCH", "/v1/kpis/{kpiId}", UpdateKpi, model(Kpi))
+UPDATE_KPI: Final = Route("kpis.update", "PATCH", "/v1/kpis/{kpiId}", UpdateKpi, write_model(Kpi))
 DELETE_KPI: Final = Route("kpis.delete", "DELETE", "/v1/kpis/{kpiId}", DeleteKpi, no_content)
 
 #: Every route, in the order of the vendor's reference page.

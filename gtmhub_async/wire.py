@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
@@ -25,6 +26,7 @@ from gtmhub_async.errors import (
     error_for_status,
     excerpt,
 )
+from gtmhub_async.models import WriteResult, check_object_id
 from gtmhub_async.routes import Call, Route, any_json, no_content
 
 __all__ = [
@@ -216,11 +218,19 @@ def parse_response(
     method: str = "",
     url: str = "",
 ) -> RespT:
-    """Turn an answer into the route's model, or raise the matching GtmhubError."""
+    """Turn an answer into the route's model, or raise the matching GtmhubError.
+
+    A 2xx answer to a write (POST, PUT, PATCH, DELETE) never raises: it is the
+    model when its body reads as one, else a ``WriteResult`` (the write was applied
+    whatever the body [C]). A 2xx read whose body is not the model raises
+    ``ResponseDecodeError``.
+    """
     if not 200 <= status < 300:
         raise api_error(status, headers, body, method=method, url=url)
     if route.parse is no_content:
         return route.parse(None)
+    if route.is_write:
+        return _parse_write(route, status, body)
     if not body.strip():
         if route.parse is any_json:
             return route.parse(None)
@@ -252,3 +262,33 @@ def parse_response(
             method=method,
             url=url,
         ) from exc
+
+
+def _id_in(data: Any) -> str | None:
+    if isinstance(data, dict):
+        data = data.get("id", data.get("_id"))
+    if isinstance(data, str):
+        try:
+            return check_object_id(data.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _parse_write(route: Route[..., RespT], status: int, body: bytes) -> RespT:
+    data: Any = None
+    if route.parse is any_json and not body.strip():
+        return route.parse(None)  # ``client.request``: an empty answer is None, as before
+    if body.strip():
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # Text such as ``ok`` or a bare id without quotes.
+            data = body.decode("utf-8", "replace")
+        else:
+            try:
+                return route.parse(data)
+            except Exception:  # any failure means "not the model"; the write was applied
+                pass
+    result: Any = WriteResult(status=status, body=body, id=_id_in(data))
+    return typing.cast(RespT, result)

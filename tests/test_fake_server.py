@@ -946,3 +946,60 @@ async def test_large_bulk_update(fake: FakeGtmhub, http: Http) -> None:
     )
     assert status == 204 and headers["X-Request-Id"]
     assert all(k["description"] == "x" * 300 for k in fake.kpis.values())
+
+
+# --- Quirks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"page_cap": 0}, "page_cap must be a positive int or None, got 0"),
+        ({"page_cap": True}, "page_cap must be a positive int or None, got True"),
+        ({"page_param": "size"}, "page_param must be one of take, limit, none, got 'size'"),
+        (
+            {"write_reply": "xml"},
+            "write_reply must be one of normal, empty, {}, id, text, got 'xml'",
+        ),
+        ({"time_zone_forms": frozenset({"gmt"})}, "time_zone_forms must be None or a frozenset"),
+    ],
+)
+def test_quirks_refuse_unknown_options(kwargs: dict[str, Any], message: str) -> None:
+    from gtmhub_async.testing import Quirks
+
+    with pytest.raises(ValueError) as info:
+        Quirks(**kwargs)
+    assert str(info.value).startswith(message)
+
+
+def test_quirks_refuse_kpi_overrides_that_are_not_json() -> None:
+    from gtmhub_async.testing import Quirks
+
+    with pytest.raises(TypeError, match="Type is not JSON serializable: object"):
+        Quirks(kpi_overrides={"x": object()})
+
+
+async def test_quirks_shape_the_answers_of_the_fake() -> None:
+    from gtmhub_async.testing import Quirks
+
+    async with FakeGtmhub(seed=1, quirks=Quirks(page_cap=3, page_param="limit")) as fake:
+        fake.add_kpis(5)
+        async with aiohttp.ClientSession(headers=fake.auth_headers()) as http:
+            url = fake.base_url + "/v2/kpis"
+            async with http.get(url, params={"limit": "4", "skip": "1"}) as resp:
+                page = await resp.json()
+            assert [len(page["items"]), page["totalCount"]] == [3, 5]
+            assert page["items"][0]["id"] == sorted(fake.kpis)[1]
+            fake.quirks = Quirks(ignore_skip=True, total_count=False)
+            async with http.get(url, params={"take": "2", "skip": "4"}) as resp:
+                page = await resp.json()
+            assert [k["id"] for k in page["items"]] == sorted(fake.kpis)[:2]
+            assert "totalCount" not in page
+            fake.quirks = Quirks(write_reply="text")
+            kid = sorted(fake.kpis)[0]
+            async with http.patch(fake.base_url + f"/v1/kpis/{kid}", json={"name": "n"}) as resp:
+                assert (resp.status, await resp.read()) == (200, b"ok")
+            fake.quirks = Quirks(write_reply="id")
+            body = {"group": "2026-11-01", "value": 1}
+            async with http.post(fake.base_url + f"/v1/kpis/{kid}/snapshots", json=body) as resp:
+                assert orjson.loads(await resp.read()) == fake.snapshots[kid][0]["id"]

@@ -135,13 +135,27 @@ BAD_BODIES: list[tuple[int, bytes, str]] = [
     (200, b'{"id": "' + KPI_ID.encode(), "the 200 body of kpis.get is not JSON"),
     (200, b"[1, 2]", "does not have the expected shape: expected a JSON object for Kpi, got list"),
     (200, b'{"name": "no id"}', "does not have the expected shape: missing field 'id'"),
-    (200, b'{"id": "x", "ownerIds": "abc"}', "expected a list of ids, got str"),
-    (200, b'{"id": "x", "dateCreated": 12}', "expected an ISO 8601 string, got int"),
-    (200, b'{"id": "x", "dateCreated": "yesterday"}', "Invalid isoformat string"),
-    (200, b'{"id": "x", "aggregation": 3}', "expected a string for Aggregation, got 3"),
-    (200, b'{"id": "x", "formatting": "bold"}', "expected a JSON object for KpiFormatting"),
+    (200, b'{"id": 5}', "does not have the expected shape: expected a string, got int"),
+    (200, b'{"id": "x", "name": null}', "expected a string, got NoneType"),
     (200, b"null", "expected a JSON object for Kpi, got NoneType"),
 ]
+
+#: Inferred [I] fields with a value of another kind: the read succeeds, the value is unread.
+ODD_INFERRED: list[tuple[bytes, str]] = [
+    (b'{"id": "x", "ownerIds": "abc"}', "ownerIds"),
+    (b'{"id": "x", "dateCreated": 12}', "dateCreated"),
+    (b'{"id": "x", "dateCreated": "yesterday"}', "dateCreated"),
+    (b'{"id": "x", "aggregation": 3}', "aggregation"),
+    (b'{"id": "x", "formatting": "bold"}', "formatting"),
+]
+
+
+@pytest.mark.parametrize(("body", "key"), ODD_INFERRED)
+def test_odd_inferred_fields_are_unread_not_fatal(body: bytes, key: str) -> None:
+    kpi = parse_response(GET_KPI, 200, {}, body)
+    assert kpi.id == "x"
+    assert dict(kpi.unread) == {key: orjson.loads(body)[key]}
+    assert dict(kpi.extra) == {}
 
 
 @pytest.mark.parametrize(("status", "body", "message"), BAD_BODIES)
@@ -153,10 +167,15 @@ def test_bad_2xx_bodies_raise_decode_errors(status: int, body: bytes, message: s
 
 
 def test_page_with_wrong_types() -> None:
-    with pytest.raises(ResponseDecodeError, match="missing field 'totalCount'"):
-        parse_response(LIST_KPIS_PAGE, 200, {}, b'{"items": []}')
+    with pytest.raises(ResponseDecodeError, match="missing field 'items'"):
+        parse_response(LIST_KPIS_PAGE, 200, {}, b'{"totalCount": 3}')
+    with pytest.raises(ResponseDecodeError, match="expected a JSON array, got dict"):
+        parse_response(LIST_KPIS_PAGE, 200, {}, b'{"items": {}}')
+    assert parse_response(LIST_KPIS_PAGE, 200, {}, b'{"items": []}') == KpiPage(items=[])
+    # totalCount is inferred [I]: a string is not coerced, it is kept unread.
     page = parse_response(LIST_KPIS_PAGE, 200, {}, b'{"items": [], "totalCount": "3"}')
-    assert page == KpiPage(items=[], total_count=3)
+    assert page == KpiPage(items=[], total_count=None)
+    assert page.unread == {"totalCount": "3"}
 
 
 def test_list_route_accepts_an_array_or_an_items_envelope() -> None:
@@ -205,3 +224,49 @@ def test_unknown_status_and_empty_body() -> None:
     assert info.value.message == "(empty body)"
     assert info.value.body is None
     assert repr(info.value) == "ApiError(status=418, message='(empty body)')"
+
+
+WRITE_BODIES: list[tuple[bytes, str | None]] = [
+    (b"", None),
+    (b"{}", None),
+    (b"ok", None),
+    (b'"' + KPI_ID.encode() + b'"', KPI_ID),
+    (KPI_ID.encode(), KPI_ID),
+    (b'{"_id": "' + KPI_ID.encode() + b'", "other": 1}', KPI_ID),
+    (b"[1, 2]", None),
+    (b"{not json", None),
+]
+
+
+@pytest.mark.parametrize(("body", "found"), WRITE_BODIES)
+def test_a_2xx_write_whose_body_is_not_the_model_is_a_write_result(
+    body: bytes, found: str | None
+) -> None:
+    from gtmhub_async import WriteResult
+    from gtmhub_async.routes import CREATE_SNAPSHOT
+
+    result = parse_response(CREATE_SNAPSHOT, 201, {}, body)
+    assert result == WriteResult(status=201, body=body, id=found)
+
+
+def test_a_2xx_write_answering_part_of_its_object_is_the_model() -> None:
+    from gtmhub_async import KpiSnapshot
+    from gtmhub_async.routes import CREATE_SNAPSHOT, UPDATE_KPI
+
+    kpi = parse_response(UPDATE_KPI, 200, {}, b'{"id": "' + KPI_ID.encode() + b'"}')
+    assert kpi == Kpi(id=KPI_ID)
+    # An object with a field the model names is that model, however few fields it has.
+    snapshot = parse_response(CREATE_SNAPSHOT, 201, {}, b'{"id": "' + KPI_ID.encode() + b'"}')
+    assert snapshot == KpiSnapshot(id=KPI_ID)
+
+
+def test_a_raw_2xx_write_is_its_json_or_a_write_result() -> None:
+    from gtmhub_async import WriteResult
+    from gtmhub_async.routes import raw_route
+
+    post = raw_route("POST", "/v1/things")
+    assert parse_response(post, 200, {}, b'{"a": 1}') == {"a": 1}
+    assert parse_response(post, 204, {}, b"") is None
+    assert parse_response(post, 201, {}, b"ok") == WriteResult(status=201, body=b"ok")
+    with pytest.raises(ResponseDecodeError, match="the 200 body of request GET /v1/things is not"):
+        parse_response(raw_route("GET", "/v1/things"), 200, {}, b"ok")

@@ -10,5 +10,6 @@ from __future__ import annotations
 from gtmhub_async.testing.fake import FakeGtmhub, error_body
 from gtmhub_async.testing.faults import Fault, FaultKind, Faults
 from gtmhub_async.testing.log import RequestRecord
+from gtmhub_async.testing.quirks import Quirks
 
-__all__ = ["Fault", "FaultKind", "FakeGtmhub", "Faults", "RequestRecord", "error_body"]
+__all__ = ["Fault", "FaultKind", "FakeGtmhub", "Faults", "Quirks", "RequestRecord", "error_body"]

@@ -3,7 +3,8 @@
 Paths are relative to the API root (``/v1/...``, ``/v2/...``) as in ``routes.py``.
 Response shapes the vendor does not document are the fake's inference [I]:
 the snapshot list rows ``{kpiId, group, value}``, the snapshot POST answer, the
-favourite answer ``{}``, and the /v2/kpis envelope ``{items, totalCount, count}``.
+favourite answer ``{}``, and ``totalCount`` / ``count`` beside the /v2/kpis
+``items`` [C]. ``Quirks`` (``quirks.py``) turns on what a real server may also do.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Final
 import orjson
 
 from gtmhub_async.testing import query, validate
+from gtmhub_async.testing.quirks import Quirks
 from gtmhub_async.testing.store import Store
 from gtmhub_async.testing.validate import Reject
 
@@ -53,9 +55,11 @@ def plain_text(description: str) -> str:
 class Api:
     """Route requests to the endpoint methods and run them against a ``Store``."""
 
-    def __init__(self, store: Store, *, max_page_size: int) -> None:
+    def __init__(self, store: Store, *, max_page_size: int, quirks: Quirks | None = None) -> None:
         self.store = store
         self.max_page_size = max_page_size
+        #: The real-API behaviours in force (see ``Quirks``).
+        self.quirks = quirks or Quirks()
         h = self
         # Literal segments come before {kpiId}: /v1/kpis/snapshots is not a KPI id.
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Reply]]] = [
@@ -109,7 +113,7 @@ class Api:
     def create_kpi(self, request: Request) -> Reply:
         """POST /v1/kpis: create a KPI -> 201 with it."""
         changes = validate.kpi_changes(validate.json_body(request.body), create=True)
-        return Reply(201, self.store.create_kpi(changes))
+        return Reply(201, self.quirks.kpi(self.store.create_kpi(changes)))
 
     def get_kpi(self, request: Request, kpiId: str) -> Reply:
         """GET /v1/kpis/{kpiId}: read a KPI, its description as markup or plain text."""
@@ -123,13 +127,13 @@ class Api:
         assert kpi is not None
         if formatting == "plainText" and isinstance(kpi.get("description"), str):
             kpi["description"] = plain_text(kpi["description"])
-        return Reply(200, kpi)
+        return Reply(200, self.quirks.kpi(kpi))
 
     def update_kpi(self, request: Request, kpiId: str) -> Reply:
         """PATCH /v1/kpis/{kpiId}: change only the fields sent -> 200 with the KPI."""
         kpi_id = validate.object_id(kpiId, "kpiId")
         changes = validate.kpi_changes(validate.json_body(request.body), create=False)
-        return Reply(200, self.store.update_kpi(self._existing(kpi_id), changes))
+        return Reply(200, self.quirks.kpi(self.store.update_kpi(self._existing(kpi_id), changes)))
 
     def bulk_update(self, request: Request) -> Reply:
         """PATCH /v1/kpis: apply a list of ``{id, ...changes}`` all or nothing -> 204 [I]."""
@@ -158,7 +162,7 @@ class Api:
         """GET /v1/insights/{id}/usages/kpis: the KPIs whose ``insightId`` is ``id`` [I]."""
         insight_id = validate.object_id(id, "insight id")
         kpis = [
-            self.store.get_kpi(k)
+            self.quirks.kpi(self.store.get_kpi(k) or {})
             for k, v in self.store.kpis.items()
             if v.get("insightId") == insight_id
         ]
@@ -170,6 +174,9 @@ class Api:
         """POST /v1/kpis/{kpiId}/snapshots: store a value for one day -> 201 with it."""
         kpi_id = validate.object_id(kpiId, "kpiId")
         body = validate.snapshot_body(validate.json_body(request.body))
+        zone = body.get("timeZone")
+        if isinstance(zone, str) and not self.quirks.time_zone_ok(zone):
+            raise Reject(400, f"timeZone {zone!r} does not match the account's report settings")
         return Reply(201, self.store.add_snapshot(self._existing(kpi_id), body))
 
     def list_snapshots(self, request: Request) -> Reply:
@@ -210,8 +217,12 @@ class Api:
     def list_kpis_page(self, request: Request) -> Reply:
         """GET /v2/kpis: filter, sort, project and page -> ``{items, totalCount, count}``."""
         q = request.query
-        skip = validate.query_int(q.get("skip", "0"), "skip", 0)
-        take = validate.query_int(q.get("take", "100"), "take", 1, self.max_page_size)
+        quirks = self.quirks
+        skip = 0 if quirks.ignore_skip else validate.query_int(q.get("skip", "0"), "skip", 0)
+        # A cap serves fewer than asked instead of refusing a large page size.
+        most = None if quirks.page_cap is not None else self.max_page_size
+        size = quirks.page_size(q)
+        take = quirks.served(validate.query_int(size or "100", quirks.page_param, 1, most))
         try:
             items = list(self.store.kpis.values())
             if q.get("filter", "").strip():
@@ -229,8 +240,11 @@ class Api:
                 page = [query.project(kpi, paths) for kpi in page]
         except query.FilterError as exc:
             raise Reject(400, str(exc)) from None
-        page = orjson.loads(orjson.dumps(page))  # a deep copy: callers may mutate it
-        return Reply(200, {"items": page, "totalCount": len(items), "count": len(page)})
+        page = [quirks.kpi(kpi) for kpi in orjson.loads(orjson.dumps(page))]  # a deep copy
+        body: dict[str, Any] = {"items": page, "totalCount": len(items), "count": len(page)}
+        if not quirks.total_count:
+            del body["totalCount"]
+        return Reply(200, body)
 
     # --- Users -------------------------------------------------------------------------
 

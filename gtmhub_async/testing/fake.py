@@ -9,7 +9,6 @@ endpoint. Every answer carries an ``X-Request-Id`` and every error the body
 from __future__ import annotations
 
 import asyncio
-import copy
 import hmac
 import math
 import random
@@ -21,11 +20,12 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import orjson
 from aiohttp import web
 
-from gtmhub_async.testing import validate
 from gtmhub_async.testing.endpoints import WRITE_METHODS, Api, Reply, Request
 from gtmhub_async.testing.faults import Fault, FaultPlan, Faults
 from gtmhub_async.testing.log import SECRET_HEADERS, RequestRecord, count
+from gtmhub_async.testing.quirks import Quirks
 from gtmhub_async.testing.ratelimit import SlidingWindow
+from gtmhub_async.testing.seeding import StoreAccess
 from gtmhub_async.testing.store import IdFactory, Store
 from gtmhub_async.testing.validate import Reject
 
@@ -50,7 +50,7 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"statusCode": status, "error": phrase, "message": message}
 
 
-class FakeGtmhub:
+class FakeGtmhub(StoreAccess):
     """Serve a fake Gtmhub KPI API on 127.0.0.1; use it as ``async with FakeGtmhub() as fake``."""
 
     def __init__(
@@ -62,6 +62,7 @@ class FakeGtmhub:
         faults: Faults | None = None,
         max_page_size: int = 500,
         clock: Callable[[], float] | None = None,
+        quirks: Quirks | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must not be negative, got {latency!r}")
@@ -84,7 +85,7 @@ class FakeGtmhub:
         self._store = Store(
             account_id=self.account_id, user_id=self.user_id, new_id=IdFactory(rng)
         )
-        self._api = Api(self._store, max_page_size=max_page_size)
+        self._api = Api(self._store, max_page_size=max_page_size, quirks=quirks)
         self._plan = FaultPlan(faults, seed)
         self._limit = SlidingWindow(*rate_limit) if rate_limit is not None else None
         self._clock = clock
@@ -192,55 +193,14 @@ class FakeGtmhub:
         """Replace the server-side rate limit (requests, window seconds); None turns it off."""
         self._limit = SlidingWindow(*rate_limit) if rate_limit is not None else None
 
-    # --- Store access ------------------------------------------------------------------
-
     @property
-    def kpis(self) -> dict[str, dict[str, Any]]:
-        """Return the live KPI store: id -> KPI as the API returns it."""
-        return self._store.kpis
+    def quirks(self) -> Quirks:
+        """Return the real-API behaviours in force; assign a new ``Quirks`` to change them."""
+        return self._api.quirks
 
-    @property
-    def snapshots(self) -> dict[str, list[dict[str, Any]]]:
-        """Return the live snapshot store: KPI id -> its snapshots in arrival order."""
-        return self._store.snapshots
-
-    @property
-    def favorites(self) -> dict[str, bool]:
-        """Return the live favourite flags of the virtual groups (``myKpis``, ``ungrouped``)."""
-        return self._store.favorites
-
-    def add_kpi(self, **fields: Any) -> dict[str, Any]:
-        """Store a KPI directly (camelCase fields, validated as on POST) and return it."""
-        fields.setdefault("name", f"KPI {len(self._store.kpis) + 1}")
-        try:
-            changes = validate.kpi_changes(fields, create=True)
-        except Reject as exc:
-            raise ValueError(exc.message) from None
-        return self._store.create_kpi(changes)
-
-    def add_kpis(self, n: int, **overrides: Any) -> list[dict[str, Any]]:
-        """Store ``n`` KPIs fast; a callable override is called with the index (0..n-1)."""
-        start = len(self._store.kpis)
-        created = []
-        for i in range(n):
-            fields = {k: v(i) if callable(v) else v for k, v in overrides.items()}
-            fields.setdefault("name", f"KPI {start + i + 1:05d}")
-            created.append(self.add_kpi(**fields))
-        return created
-
-    def add_snapshot(self, kpi_id: str, group: str, value: float, **fields: Any) -> dict[str, Any]:
-        """Store a snapshot directly (validated as on POST) and return it."""
-        if kpi_id not in self._store.kpis:
-            raise KeyError(f"no KPI {kpi_id}")
-        try:
-            body = validate.snapshot_body({"group": group, "value": value, **fields})
-        except Reject as exc:
-            raise ValueError(exc.message) from None
-        return self._store.add_snapshot(kpi_id, body)
-
-    def received_snapshots(self, kpi_id: str) -> list[dict[str, Any]]:
-        """Return every snapshot stored for a KPI, in arrival order, even if it was deleted."""
-        return [copy.deepcopy(s) for s in self._store.journal if s["kpiId"] == kpi_id]
+    @quirks.setter
+    def quirks(self, quirks: Quirks) -> None:
+        self._api.quirks = quirks
 
     # --- Request log -------------------------------------------------------------------
 
@@ -381,8 +341,9 @@ class FakeGtmhub:
         record.status = reply.status
         if reply.payload is None:
             return web.Response(status=reply.status, headers=reply.headers)
-        data = orjson.dumps(reply.payload)
         ok = 200 <= reply.status < 300
+        quirk = self._api.quirks.write_body(reply.payload) if ok and record.applied else None
+        data = orjson.dumps(reply.payload) if quirk is None else quirk
         if fault == "malformed" and ok:
             data = data[: len(data) // 2]
         if fault != "slow" or not ok:
