@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -310,3 +311,30 @@ def test_fsync_option_is_checked() -> None:
         check_args([], 1, None, None, None, "group", "1")
     with pytest.raises(ValueError, match="fsync_interval must be between 0 and 1 second, got 2"):
         check_args([], 1, None, None, None, "group", 2)
+
+
+async def test_a_cancel_while_the_intent_waits_for_its_fsync_closes_the_entry(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "j.jsonl"
+    async with FakeGtmhub(seed=8) as fake:
+        (kpi,) = [k["id"] for k in fake.add_kpis(1)]
+        items = [item(kpi, float(v)) for v in range(4)]
+        async with fake.client(rate_limit=None) as client:
+            result = BulkResult()
+            task = asyncio.create_task(
+                client.kpis.upload_snapshots(
+                    items, concurrency=4, journal=journal, fsync_interval=0.2, result=result
+                )
+            )
+            for _ in range(5):
+                await asyncio.sleep(0)  # every worker has written its intent and waits
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert result.not_attempted_count == 4 and fake.count("POST") == 0
+            entries = lines(journal)
+            assert sorted(e["id"] for e in entries if e.get("outcome") == "failed") == [0, 1, 2, 3]
+            assert read_journal(str(journal)).orphans == {}
+            again = await client.kpis.upload_snapshots(items, journal=journal)
+    assert again.ok and again.skipped_count == 0 and fake.count("POST") == 4
