@@ -9,7 +9,9 @@ Every item read from ``items`` ends in exactly one outcome of ``BulkResult``:
 - ``not_attempted``: it was read but never sent, because the upload was stopping.
 
 Items that were never read from ``items`` (after a stop) are in no outcome: the counts add
-up to ``BulkResult.consumed``, the number of items read.
+up to ``BulkResult.consumed``, the number of items read. The write-ahead journal is in
+``journal.py``, the read-back of unknown items (``reconcile=True``) in ``reconcile.py``, the
+result types in ``bulk_result.py``; this module runs the pool.
 """
 
 from __future__ import annotations

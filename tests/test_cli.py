@@ -451,7 +451,8 @@ def test_upload_reconcile_reads_unknown_rows_back(server: FakeThread, tmp_path: 
     journal = tmp_path / "j.jsonl"
     fake.script(["reset", 500, None])  # applied then dropped; refused before applying
     args = ["snapshots", "upload", str(path), "--concurrency", "1", "--rate", "1000"]
-    result = run([*args, "--reconcile", "--journal", str(journal), "--fsync", "line"], server.env())
+    more = ["--reconcile", "--journal", str(journal), "--fsync", "line"]
+    result = run([*args, *more], server.env())
     assert result.exit_code == EXIT_OK, result.output
     assert result.stdout.splitlines()[-1].endswith(
         "3 of 3 rows uploaded, 0 failed, 0 unknown, 0 bad, 0 not sent; read back: "
@@ -460,7 +461,9 @@ def test_upload_reconcile_reads_unknown_rows_back(server: FakeThread, tmp_path: 
     assert sorted(s["value"] for s in fake.received_snapshots(kid)) == [1.0, 2.0, 3.0]
     bad = run([*args, "--fsync", "disk"], server.env())
     assert bad.exit_code == EXIT_USAGE
-    assert "Invalid value for '--fsync': 'disk' is not one of 'group', 'line', 'none'" in bad.output
+    assert "Invalid value for '--fsync': 'disk' is not one of 'group', 'line', 'none'" in (
+        bad.output
+    )
 
 
 def test_dry_run_sends_nothing(server: FakeThread, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""SIGKILL a real ``snapshots upload --journal J --reconcile`` partway; the re-run stores each row once."""
+"""SIGKILL a real ``snapshots upload --journal J --reconcile``; the re-run stores each row once."""
 
 from __future__ import annotations
 
