@@ -188,7 +188,9 @@ class Journal:
         self._next_id = state.next_id
         self._written = 0
         self._synced = 0
-        self._syncing: asyncio.Future[None] | None = None
+        #: The group still gathering lines, and every group whose fsync has not ended.
+        self._gathering: asyncio.Future[None] | None = None
+        self._groups: set[asyncio.Future[None]] = set()
         self._file: IO[bytes] | None = open(path, "ab")  # noqa: SIM115  # closed by aclose()
         if not state.complete:
             # Never glue a new line onto one that a crash cut short.
@@ -253,34 +255,40 @@ class Journal:
         self._write(entry)
 
     async def _sync_through(self, target: int) -> None:
-        # Group commit: whoever finds no fsync running starts one; everyone whose line was
-        # written before that fsync began waits for it; later lines wait for the next.
+        # Group commit: a worker joins the fsync that is still gathering lines, or starts
+        # one. A group stops gathering when its fsync starts; the next group's fsync may
+        # start before the last one ends (the file system merges them), so a line never
+        # waits for an fsync that cannot cover it.
         while self._synced < target:
-            if self._syncing is None:
-                self._syncing = asyncio.ensure_future(self._sync())
-            await asyncio.shield(self._syncing)
+            group = self._gathering
+            if group is None:
+                group = self._gathering = asyncio.ensure_future(self._sync())
+                self._groups.add(group)
+                group.add_done_callback(self._groups.discard)
+            await asyncio.shield(group)
 
     async def _sync(self) -> None:
         try:
             # Let the other workers write their intents first: they join this fsync.
             await asyncio.sleep(self.fsync_interval)
-            upto = self._written
-            if self._file is None:
-                raise ValueError(f"journal {self.path} is closed")
-            await asyncio.to_thread(os.fsync, self._file.fileno())
-            self.fsyncs += 1
-            self._synced = max(self._synced, upto)
         finally:
-            self._syncing = None
+            self._gathering = None
+        upto = self._written
+        if self._file is None:
+            raise ValueError(f"journal {self.path} is closed")
+        await asyncio.to_thread(os.fsync, self._file.fileno())
+        self.fsyncs += 1
+        # fsync covers the whole file: every line written before it started is on disk.
+        self._synced = max(self._synced, upto)
 
     async def aclose(self) -> None:
-        """Wait for a running fsync, make the last lines durable (unless "none"), close."""
+        """Wait for the running fsyncs, make the last lines durable (unless "none"), close."""
         if self._file is None:
             return
         try:
-            if self._syncing is not None:
+            for group in list(self._groups):
                 try:
-                    await asyncio.shield(self._syncing)
+                    await asyncio.shield(group)
                 except OSError:
                     logger.warning("fsync of journal %s failed", self.path, exc_info=True)
             if self.fsync != "none" and self._synced < self._written:

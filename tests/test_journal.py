@@ -327,8 +327,8 @@ async def test_a_cancel_while_the_intent_waits_for_its_fsync_closes_the_entry(
                     items, concurrency=4, journal=journal, fsync_interval=0.2, result=result
                 )
             )
-            for _ in range(5):
-                await asyncio.sleep(0)  # every worker has written its intent and waits
+            while not journal.exists() or journal.read_bytes().count(b"\n") < 4:
+                await asyncio.sleep(0.001)  # until every worker has written its intent
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
