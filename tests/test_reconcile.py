@@ -76,7 +76,7 @@ async def test_faulty_upload_with_reconcile_stores_every_item_exactly_once() -> 
     assert result.conflict_count == 0
     # Read-back is batched per KPI and 31-day window (4 KPIs x 5 windows, 3 rounds at most;
     # a GET that got a 500 is retried).
-    assert 0 < reads
+    assert reads > 0
     assert reads <= 4 * 5 * 3 + post_500s
     assert "reconciled=" in repr(result) and f"resent={result.resent_count}" in repr(result)
 
