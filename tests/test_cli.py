@@ -466,6 +466,24 @@ def test_upload_reconcile_reads_unknown_rows_back(server: FakeThread, tmp_path: 
     )
 
 
+def test_upload_reconcile_reports_a_conflicting_row(server: FakeThread, tmp_path: Path) -> None:
+    fake = server.fake
+    kid = fake.add_kpi(aggregation="sum")["id"]
+    fake.add_snapshot(kid, "2025-01-01", 9.0)  # someone else wrote the day
+    path = write_csv(tmp_path / "s.csv", [f"{kid},2025-01-01,1"])
+    fake.script(["reset"])
+    args = ["snapshots", "upload", str(path), "--rate", "1000", "--reconcile"]
+    result = run(args, server.env())
+    assert result.exit_code == EXIT_FAILED
+    out = result.stdout.splitlines()
+    assert out[0] == (
+        f"row 1 (line 2): unknown: KPI {kid} on 2025-01-01 holds 10, not only the intended 1: "
+        "cannot tell whether this snapshot was applied, so it was not sent again"
+    )
+    assert out[-1].endswith("0 reconciled as applied, 0 resent, 1 conflicting")
+    assert len(fake.received_snapshots(kid)) == 2  # not resent
+
+
 def test_dry_run_sends_nothing(server: FakeThread, tmp_path: Path) -> None:
     kid = server.fake.add_kpi()["id"]
     path = write_csv(
