@@ -358,3 +358,25 @@ async def test_a_cancel_while_the_intent_waits_for_its_fsync_closes_the_entry(
             assert read_journal(str(journal)).orphans == {}
             again = await client.kpis.upload_snapshots(items, journal=journal)
     assert again.ok and again.skipped_count == 0 and fake.count("POST") == 4
+
+
+async def test_the_journal_is_read_in_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from gtmhub_async import bulk, journal
+
+    threads: list[str] = []
+
+    def spy(path: str) -> journal.JournalState:
+        threads.append(threading.current_thread().name)
+        return journal.read_journal(path)
+
+    monkeypatch.setattr(bulk, "read_journal", spy)
+    async with FakeGtmhub(seed=9) as fake:
+        (kpi,) = [k["id"] for k in fake.add_kpis(1)]
+        async with fake.client(rate_limit=None) as client:
+            result = await client.kpis.upload_snapshots([item(kpi, 1.0)], journal=tmp_path / "j")
+    assert result.ok and len(threads) == 1
+    assert threads[0] != threading.main_thread().name
