@@ -302,6 +302,37 @@ async def test_close_source_closes_a_part_read_source_once_and_only_then(
     assert "RuntimeError: cannot close" in caplog.text
 
 
+class PlainSource:
+    """An async iterator without ``aclose``: there is nothing to close."""
+
+    def __init__(self, items: list[SnapshotUpload]) -> None:
+        self.items = iter(items)
+
+    def __aiter__(self) -> AsyncIterator[SnapshotUpload]:
+        return self
+
+    async def __anext__(self) -> SnapshotUpload:
+        try:
+            return next(self.items)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+async def test_close_source_leaves_an_iterator_without_aclose_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FakeGtmhub(seed=6) as fake:
+        (kpi,) = [k["id"] for k in fake.add_kpis(1)]
+        source = PlainSource([item("bad id", 1.0), item(kpi, 2.0)])
+        with caplog.at_level(logging.WARNING, logger="gtmhub_async.bulk"):
+            async with fake.client(rate_limit=None) as client:
+                result = await client.kpis.upload_snapshots(
+                    source, concurrency=1, stop_on_error=True
+                )
+    assert result.failed_count == 1 and next(source.items, None) is not None
+    assert caplog.text == ""
+
+
 async def test_close_source_runs_an_async_generators_finally_before_returning() -> None:
     finished: list[str] = []
     async with FakeGtmhub(seed=7) as fake:
