@@ -411,3 +411,23 @@ async def test_the_journal_is_read_in_a_worker_thread(
             result = await client.kpis.upload_snapshots([item(kpi, 1.0)], journal=tmp_path / "j")
     assert result.ok and len(threads) == 1
     assert threads[0] != threading.main_thread().name
+
+
+async def test_an_intent_that_cannot_be_made_durable_is_not_sent_and_stops_the_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    async with FakeGtmhub(seed=10) as fake:
+        (kpi,) = [k["id"] for k in fake.add_kpis(1)]
+        items = [item(kpi, float(v)) for v in range(5)]
+        result = BulkResult()
+        async with fake.client(rate_limit=None) as client:
+            with pytest.raises(OSError, match=r"\[Errno 28\] No space left on device"):
+                await client.kpis.upload_snapshots(
+                    items, concurrency=1, journal=tmp_path / "j.jsonl", result=result
+                )
+    assert fake.count("POST") == 0
+    assert result.not_attempted_count == 1 and result.consumed == 1

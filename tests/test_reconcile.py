@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from aioresponses import aioresponses
 
 from gtmhub_async import (
+    BadRequestError,
     BulkResult,
     GtmhubClient,
     KpiSnapshotRequest,
@@ -208,3 +210,33 @@ async def test_reconcile_settles_journal_unknowns_on_a_rerun(tmp_path: Path) -> 
         ("failed", False),
         ("succeeded", True),
     ]
+
+
+async def test_a_failed_read_back_leaves_the_item_unknown_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with FakeGtmhub(seed=7) as fake:
+        (kpi,) = [k["id"] for k in fake.add_kpis(1)]
+        items = items_for([kpi], 1)
+        fake.script(["reset", 400])  # the POST is dropped after applying; the read is refused
+        with caplog.at_level(logging.WARNING, logger="gtmhub_async.reconcile"):
+            async with fake.client(rate_limit=None) as client:
+                result = await client.kpis.upload_snapshots(items, reconcile=True)
+        reads = fake.count("GET", "/v1/kpi-snapshots")
+    assert result.unknown_count == 1 and result.reconciled_count == 0 and reads == 1
+    (left,) = result.unknown
+    assert type(left.error) is UnknownOutcomeError  # the POST's own error, not a conflict
+    assert f"reading back KPI {kpi} failed: " in caplog.text and "HTTP 400" in caplog.text
+
+
+async def test_a_resend_that_is_refused_ends_failed() -> None:
+    async with FakeGtmhub(seed=8) as fake:
+        (kpi,) = [k["id"] for k in fake.add_kpis(1)]
+        items = items_for([kpi], 1)
+        fake.script([500, None, 400])  # POST refused (unknown); read: absent; resend: 400
+        async with fake.client(rate_limit=None) as client:
+            result = await client.kpis.upload_snapshots(items, reconcile=True)
+    assert (result.unknown_count, result.failed_count, result.resent_count) == (0, 1, 0)
+    (failed,) = result.failed
+    assert isinstance(failed.error, BadRequestError) and failed.error.status == 400
+    assert fake.received_snapshots(kpi) == []
