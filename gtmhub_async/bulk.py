@@ -9,215 +9,54 @@ Every item read from ``items`` ends in exactly one outcome of ``BulkResult``:
 - ``not_attempted``: it was read but never sent, because the upload was stopping.
 
 Items that were never read from ``items`` (after a stop) are in no outcome: the counts add
-up to ``BulkResult.consumed``, the number of items read.
+up to ``BulkResult.consumed``, the number of items read. The write-ahead journal is in
+``journal.py``, the read-back of unknown items (``reconcile=True``) in ``reconcile.py``, the
+result types in ``bulk_result.py``; this module runs the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sized
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-import attrs
-import orjson
-
+from gtmhub_async.bulk_result import (
+    MAX_CONCURRENCY,
+    BulkResult,
+    DayKey,
+    ItemResult,
+    SnapshotUpload,
+    check_args,
+    check_item,
+    day_key,
+    snapshot_key,
+)
 from gtmhub_async.errors import (
     ClientStateError,
     GtmhubError,
     ResponseDecodeError,
     UnknownOutcomeError,
-    excerpt,
 )
-from gtmhub_async.models import KpiSnapshotRequest, check_object_id
+from gtmhub_async.journal import FsyncMode, Journal, read_journal, take
 from gtmhub_async.session import last_call_in_flight
 
 if TYPE_CHECKING:
     from gtmhub_async.client import GtmhubClient
 
-__all__ = ["BulkResult", "ItemResult", "SnapshotUpload", "snapshot_key", "upload_snapshots"]
+__all__ = [
+    "MAX_CONCURRENCY",
+    "BulkResult",
+    "ItemResult",
+    "SnapshotUpload",
+    "snapshot_key",
+    "upload_snapshots",
+]
 
 logger = logging.getLogger("gtmhub_async.bulk")
 
-#: Most workers one upload may run: beyond this the rate limit, not the pool, is the bound.
-MAX_CONCURRENCY: Final = 1000
-
 ProgressCallback = Callable[[int, int | None], object]
-
-
-@attrs.frozen
-class SnapshotUpload:
-    """One snapshot for one KPI; checked when it is uploaded, so that a bad row fails alone."""
-
-    kpi_id: str
-    snapshot: KpiSnapshotRequest
-
-
-@attrs.frozen
-class ItemResult:
-    """An item that did not succeed: its index in ``items``, the item, and why."""
-
-    index: int
-    item: Any
-    error: BaseException | None = None
-
-
-@attrs.define(eq=False, repr=False)
-class BulkResult:
-    """The outcome of every item read by ``upload_snapshots``, filled in as items finish.
-
-    ``succeeded`` holds the items only when the upload keeps them (``keep_succeeded``);
-    the counts are always exact. ``skipped_count`` is the part of ``succeeded_count``
-    that a journal showed an earlier run had already uploaded (nothing was sent).
-    Pass a fresh ``BulkResult`` as ``result=`` to keep the partial result of an
-    upload that is cancelled.
-    """
-
-    succeeded: list[SnapshotUpload] = attrs.field(factory=list)
-    failed: list[ItemResult] = attrs.field(factory=list)
-    unknown: list[ItemResult] = attrs.field(factory=list)
-    not_attempted: list[ItemResult] = attrs.field(factory=list)
-    succeeded_count: int = 0
-    skipped_count: int = 0
-    failed_count: int = 0
-    unknown_count: int = 0
-    not_attempted_count: int = 0
-
-    @property
-    def consumed(self) -> int:
-        """Return how many items were read from ``items``: the sum of the four counts."""
-        return (
-            self.succeeded_count
-            + self.failed_count
-            + self.unknown_count
-            + self.not_attempted_count
-        )
-
-    @property
-    def done(self) -> int:
-        """Return how many items finished (succeeded, failed or unknown)."""
-        return self.succeeded_count + self.failed_count + self.unknown_count
-
-    @property
-    def ok(self) -> bool:
-        """Return True when every item read succeeded."""
-        return not (self.failed_count or self.unknown_count or self.not_attempted_count)
-
-    def __repr__(self) -> str:
-        return (
-            f"BulkResult(succeeded={self.succeeded_count} (skipped {self.skipped_count}), "
-            f"failed={self.failed_count}, unknown={self.unknown_count}, "
-            f"not_attempted={self.not_attempted_count})"
-        )
-
-
-def snapshot_key(kpi_id: str, snapshot: KpiSnapshotRequest) -> str:
-    """Return the journal key of a snapshot: a hash of kpi id, group, value, zone, description."""
-    data = orjson.dumps(
-        [
-            kpi_id.lower(),
-            snapshot.group.isoformat(),
-            float(snapshot.value),
-            snapshot.time_zone,
-            snapshot.description,
-        ]
-    )
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _check_item(item: object) -> SnapshotUpload:
-    if not isinstance(item, SnapshotUpload):
-        raise TypeError(f"each item must be a SnapshotUpload, got {type(item).__name__}")
-    check_object_id(item.kpi_id, "kpi_id")
-    if not isinstance(item.snapshot, KpiSnapshotRequest):
-        raise TypeError(
-            f"snapshot must be a KpiSnapshotRequest, got {type(item.snapshot).__name__}"
-        )
-    return item
-
-
-def _read_journal(path: str) -> tuple[dict[str, int], dict[str, int], bool]:
-    """Count the succeeded and unknown lines per key; say whether the last line is complete."""
-    succeeded: dict[str, int] = {}
-    unknown: dict[str, int] = {}
-    try:
-        f = open(path, "rb")  # noqa: SIM115  # closed below; a missing file is a fresh journal
-    except FileNotFoundError:
-        return succeeded, unknown, True
-    complete = True
-    with f:
-        for number, line in enumerate(f, 1):
-            complete = line.endswith(b"\n")
-            if not line.strip():
-                continue
-            try:
-                entry = orjson.loads(line)
-                key, outcome = entry.get("key"), entry["outcome"]
-            except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
-                # A line cut by a crash: its item is sent again, as if never finished.
-                logger.warning("ignoring unreadable line %d of journal %s", number, path)
-                continue
-            if not isinstance(key, str):
-                continue
-            if outcome == "succeeded":
-                succeeded[key] = succeeded.get(key, 0) + 1
-            elif outcome == "unknown":
-                unknown[key] = unknown.get(key, 0) + 1
-    return succeeded, unknown, complete
-
-
-def _take(counts: dict[str, int], key: str) -> bool:
-    # Each journal line stands for one occurrence: two identical items need two lines.
-    left = counts.get(key)
-    if not left:
-        return False
-    if left == 1:
-        del counts[key]
-    else:
-        counts[key] = left - 1
-    return True
-
-
-class _Journal:
-    """Append one JSON line per finished item, flushed at once so a crash loses none."""
-
-    def __init__(
-        self, path: str, succeeded: dict[str, int], unknown: dict[str, int], complete: bool
-    ) -> None:
-        self.path = path
-        self.succeeded = succeeded
-        self.unknown = unknown
-        self._file: IO[bytes] | None = open(path, "ab")  # noqa: SIM115  # closed by close()
-        if not complete:
-            # Never glue a new line onto one that a crash cut short.
-            self._file.write(b"\n")
-
-    def write(
-        self,
-        outcome: str,
-        index: int,
-        key: str | None,
-        item: SnapshotUpload | None,
-        error: BaseException | None,
-    ) -> None:
-        if self._file is None:
-            return
-        entry: dict[str, Any] = {"outcome": outcome, "key": key, "index": index}
-        if item is not None:
-            entry["kpiId"] = item.kpi_id
-            entry["group"] = item.snapshot.group.isoformat()
-            entry["value"] = item.snapshot.value
-        if error is not None:
-            entry["error"] = f"{type(error).__name__}: {excerpt(str(error))}"
-        self._file.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 _END: Final = object()
@@ -235,8 +74,9 @@ class _Upload:
         *,
         on_progress: ProgressCallback | None,
         stop_on_error: bool,
-        journal: _Journal | None,
+        journal: Journal | None,
         retry_unknown: bool,
+        reconcile: bool,
         keep_succeeded: bool,
         result: BulkResult,
     ) -> None:
@@ -253,6 +93,10 @@ class _Upload:
         self._stop_on_error = stop_on_error
         self._journal = journal
         self._retry_unknown = retry_unknown
+        #: With reconcile: how many items of this upload fall on each KPI day.
+        self.day_counts: dict[DayKey, int] | None = {} if reconcile else None
+        #: Index of an unknown item -> its journal entry.
+        self.entries: dict[int, int] = {}
         self._keep_succeeded = keep_succeeded
         self.result = result
         self._index = 0
@@ -326,33 +170,37 @@ class _Upload:
     async def _one(self, index: int, item: object) -> bool:
         """Settle one item; return whether a request was sent for it."""
         try:
-            upload = _check_item(item)
+            upload = check_item(item)
         except (TypeError, ValueError) as exc:
             self._failed(index, item, None, exc)
             return False
+        if self.day_counts is not None:
+            day = day_key(upload)
+            self.day_counts[day] = self.day_counts.get(day, 0) + 1
         key = None
+        ident = None
         journal = self._journal
         if journal is not None:
             key = snapshot_key(upload.kpi_id, upload.snapshot)
-            if _take(journal.succeeded, key):
-                self.result.skipped_count += 1
-                self._succeeded(upload)
+            if self._from_journal(index, upload, key, journal):
                 return False
-            if not self._retry_unknown and _take(journal.unknown, key):
-                error = UnknownOutcomeError(
-                    f"journal {journal.path} records an earlier upload of this snapshot whose "
-                    "outcome is unknown: it may have been applied, so it was not sent again; "
-                    "check the server, or pass retry_unknown=True to send it",
-                    method="POST",
-                )
-                self._unknown(index, upload, None, error, from_journal=True)
+            try:
+                ident = journal.intent(key, upload)
+                # Write-ahead: the POST leaves only once its intent is durable.
+                await journal.durable()
+            except (OSError, ValueError) as exc:
+                self._not_attempted(index, upload, ident, key)
+                self._stop(exc)
                 return False
+            except asyncio.CancelledError:
+                self._not_attempted(index, upload, ident, key)
+                raise
         try:
             await self._create(upload.kpi_id, upload.snapshot)
         except asyncio.CancelledError as exc:
             if not last_call_in_flight():
                 # Cancelled while waiting for the limiter or a backoff: nothing was sent.
-                self._not_attempted(index, upload)
+                self._not_attempted(index, upload, ident, key)
                 raise
             error = UnknownOutcomeError(
                 "the upload was cancelled while this request was in flight: it may have "
@@ -360,24 +208,63 @@ class _Upload:
                 method="POST",
             )
             error.__cause__ = exc
-            self._unknown(index, upload, key, error)
+            self._unknown(index, upload, key, error, ident)
             raise
         except (UnknownOutcomeError, ResponseDecodeError) as exc:
             # A 2xx whose body could not be read was applied, most likely: never resend it.
-            self._unknown(index, upload, key, exc)
+            self._unknown(index, upload, key, exc, ident)
         except ClientStateError as exc:
-            self._failed(index, upload, key, exc)
+            self._failed(index, upload, key, exc, ident)
             self._stop(exc)
         except GtmhubError as exc:
             # The session raises UnknownOutcomeError whenever a write may have arrived,
             # so any other GtmhubError means the server did not apply it.
-            self._failed(index, upload, key, exc)
+            self._failed(index, upload, key, exc, ident)
         except Exception as exc:
-            self._unknown(index, upload, key, exc)
+            self._unknown(index, upload, key, exc, ident)
         else:
             if journal is not None:
-                journal.write("succeeded", index, key, upload, None)
+                journal.outcome(ident, "succeeded", key, index)
             self._succeeded(upload)
+        return True
+
+    def _from_journal(
+        self, index: int, upload: SnapshotUpload, key: str, journal: Journal
+    ) -> bool:
+        """Settle an item from what the journal says about earlier runs; return if settled."""
+        state = journal.state
+        number = int(key, 16)
+        if take(state.succeeded, number):
+            self.result.skipped_count += 1
+            self._succeeded(upload)
+            return True
+        if self._retry_unknown:
+            return False
+        if take(state.unknown, number):
+            error = UnknownOutcomeError(
+                f"journal {journal.path} records an earlier upload of this snapshot whose "
+                "outcome is unknown: it may have been applied, so it was not sent again; "
+                "pass reconcile=True to read it back, or retry_unknown=True to send it",
+                method="POST",
+            )
+            self._unknown(index, upload, key, error, None, from_journal=True)
+            return True
+        orphans = state.orphans.get(number)
+        if not orphans:
+            return False
+        ident = orphans.pop()
+        if not orphans:
+            del state.orphans[number]
+        error = UnknownOutcomeError(
+            f"journal {journal.path} records that an earlier run was about to send this "
+            f"snapshot (entry {ident}) and no outcome: it stopped (crashed?) meanwhile, so "
+            "the snapshot may have been applied and was not sent again; pass reconcile=True "
+            "to read it back",
+            method="POST",
+        )
+        # Recorded as unknown now, so that a reconciliation later settles this entry.
+        journal.outcome(ident, "unknown", key, index, error)
+        self._unknown(index, upload, key, error, ident, from_journal=True)
         return True
 
     # --- Recording -------------------------------------------------------------------
@@ -389,16 +276,27 @@ class _Upload:
             result.succeeded.append(upload)
         self._progress()
 
-    def _not_attempted(self, index: int, item: object) -> None:
+    def _not_attempted(
+        self, index: int, item: object, ident: int | None = None, key: str | None = None
+    ) -> None:
         self.result.not_attempted.append(ItemResult(index, item))
         self.result.not_attempted_count += 1
+        if ident is not None and self._journal is not None:
+            # Its intent was written but the POST never left: close the entry.
+            self._journal.outcome(ident, "failed", key, index, None)
 
-    def _failed(self, index: int, item: object, key: str | None, error: BaseException) -> None:
+    def _failed(
+        self,
+        index: int,
+        item: object,
+        key: str | None,
+        error: BaseException,
+        ident: int | None = None,
+    ) -> None:
         self.result.failed.append(ItemResult(index, item, error))
         self.result.failed_count += 1
-        if self._journal is not None:
-            upload = item if isinstance(item, SnapshotUpload) else None
-            self._journal.write("failed", index, key, upload, error)
+        if self._journal is not None and key is not None:
+            self._journal.outcome(ident, "failed", key, index, error)
         self._progress()
         if self._stop_on_error:
             self.stopping = True
@@ -409,13 +307,16 @@ class _Upload:
         upload: SnapshotUpload,
         key: str | None,
         error: BaseException,
+        ident: int | None,
         *,
         from_journal: bool = False,
     ) -> None:
         self.result.unknown.append(ItemResult(index, upload, error))
         self.result.unknown_count += 1
+        if ident is not None:
+            self.entries[index] = ident
         if self._journal is not None and not from_journal:
-            self._journal.write("unknown", index, key, upload, error)
+            self._journal.outcome(ident, "unknown", key, index, error)
         self._progress()
         if self._stop_on_error and not from_journal:
             self.stopping = True
@@ -434,33 +335,6 @@ class _Upload:
             self.fatal = exc
 
 
-def _check_args(
-    items: object,
-    concurrency: object,
-    on_progress: object,
-    journal: object,
-    result: object,
-) -> None:
-    if not isinstance(items, Iterable | AsyncIterable) or isinstance(items, str | bytes):
-        raise TypeError(
-            f"items must be an iterable or async iterable of SnapshotUpload, "
-            f"got {type(items).__name__}"
-        )
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
-        raise TypeError(f"concurrency must be an int, got {type(concurrency).__name__}")
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
-    if on_progress is not None and not callable(on_progress):
-        raise TypeError(f"on_progress must be callable, got {type(on_progress).__name__}")
-    if journal is not None and not isinstance(journal, str | os.PathLike):
-        raise TypeError(f"journal must be a path, got {type(journal).__name__}")
-    if result is not None:
-        if not isinstance(result, BulkResult):
-            raise TypeError(f"result must be a BulkResult, got {type(result).__name__}")
-        if result.consumed:
-            raise ValueError("result must be a new, empty BulkResult")
-
-
 async def upload_snapshots(
     client: GtmhubClient,
     items: Iterable[SnapshotUpload] | AsyncIterable[SnapshotUpload],
@@ -472,18 +346,21 @@ async def upload_snapshots(
     retry_unknown: bool = False,
     keep_succeeded: bool = True,
     result: BulkResult | None = None,
+    reconcile: bool = False,
+    fsync: FsyncMode = "group",
+    fsync_interval: float = 0.0,
 ) -> BulkResult:
     """Post every snapshot of ``items`` with at most ``concurrency`` in flight; see ``Kpis``."""
-    _check_args(items, concurrency, on_progress, journal, result)
+    check_args(items, concurrency, on_progress, journal, result, fsync, fsync_interval)
     client._session()  # a closed client fails here, before any item is read
     result = BulkResult() if result is None else result
-    opened: _Journal | None = None
+    opened: Journal | None = None
     if journal is not None:
         path = os.fspath(journal)
         # A long journal is read off the loop; the append handle is opened on it, so
         # that a cancellation during the read cannot leave an open file behind.
-        succeeded, unknown, complete = await asyncio.to_thread(_read_journal, path)
-        opened = _Journal(path, succeeded, unknown, complete)
+        state = await asyncio.to_thread(read_journal, path)
+        opened = Journal(path, state, fsync=fsync, fsync_interval=float(fsync_interval))
     try:
         upload = _Upload(
             client,
@@ -492,6 +369,7 @@ async def upload_snapshots(
             stop_on_error=bool(stop_on_error),
             journal=opened,
             retry_unknown=bool(retry_unknown),
+            reconcile=bool(reconcile),
             keep_succeeded=bool(keep_succeeded),
             result=result,
         )
@@ -506,9 +384,21 @@ async def upload_snapshots(
                     group.create_task(upload.worker(), name=f"gtmhub_async upload worker {n}")
         finally:
             await upload.close_source()
+        if upload.fatal is None and reconcile and result.unknown:
+            from gtmhub_async.reconcile import reconcile_result
+
+            await reconcile_result(
+                client,
+                result,
+                journal=opened,
+                day_counts=upload.day_counts,
+                entries=upload.entries,
+                concurrency=concurrency,
+                keep_succeeded=bool(keep_succeeded),
+            )
     finally:
         if opened is not None:
-            opened.close()
+            await opened.aclose()
     if upload.fatal is not None:
         raise upload.fatal
     return result

@@ -40,6 +40,7 @@ from gtmhub_async.errors import (
     TransportError,
     UnknownOutcomeError,
 )
+from gtmhub_async.journal import FsyncMode
 from gtmhub_async.limits import DEFAULT_RATE_LIMIT, LimiterFactory, RateLimit
 from gtmhub_async.models import (
     Aggregation,
@@ -1148,6 +1149,8 @@ async def upload_rows(
     retry_unknown: bool,
     stop_on_error: bool,
     progress: Progress,
+    reconcile: bool = False,
+    fsync: FsyncMode = "group",
 ) -> UploadRun:
     """Upload rows; the first Ctrl-C lets requests in flight finish, a second one cancels."""
     result = BulkResult()
@@ -1199,6 +1202,8 @@ async def upload_rows(
                 retry_unknown=retry_unknown,
                 keep_succeeded=False,
                 result=result,
+                reconcile=reconcile,
+                fsync=fsync,
             )
     except _StopUpload as exc:
         if isinstance(exc.reason, GtmhubError):
@@ -1277,6 +1282,21 @@ def _report_bad(bad: Sequence[BadRow]) -> None:
     is_flag=True,
     help="With --journal: send again the rows it records as unknown (check the server first).",
 )
+@click.option(
+    "--reconcile",
+    is_flag=True,
+    help="Read back the day of every row of unknown outcome: count it if it holds the value, "
+    "send it once more if it holds none, report a conflict otherwise.",
+)
+@click.option(
+    "--fsync",
+    type=click.Choice(["group", "line", "none"]),
+    default="group",
+    show_default=True,
+    help="With --journal: make each intent durable before its POST, with fsyncs shared by "
+    "concurrent rows (group) or one each (line); none only flushes (a power loss can lose "
+    "lines).",
+)
 @click.option("--stop-on-error", is_flag=True, help="Stop at the first row that fails.")
 @click.option(
     "--progress/--no-progress",
@@ -1293,6 +1313,8 @@ def snapshots_upload(
     dry_run: bool,
     journal: str | None,
     retry_unknown: bool,
+    reconcile: bool,
+    fsync: FsyncMode,
     stop_on_error: bool,
     progress: bool | None,
 ) -> int:
@@ -1325,6 +1347,8 @@ def snapshots_upload(
             retry_unknown=retry_unknown,
             stop_on_error=stop_on_error,
             progress=bar,
+            reconcile=reconcile,
+            fsync=fsync,
         )
     )
     if run.fatal is not None:
@@ -1343,11 +1367,17 @@ def snapshots_upload(
         click.echo(f"row {number} (line {line}): {kind}: {why}")
     not_sent = len(rows) - result.consumed + result.not_attempted_count
     skipped = f" ({result.skipped_count:,} already in the journal)" if result.skipped_count else ""
+    settled = (
+        f"; read back: {result.reconciled_count:,} reconciled as applied, "
+        f"{result.resent_count:,} resent, {result.conflict_count:,} conflicting"
+        if reconcile
+        else ""
+    )
     click.echo(
         f"{'interrupted' if run.interrupted else 'done'} in {run.elapsed:.1f} s: "
         f"{result.succeeded_count:,} of {_plural(len(rows) + len(bad), 'row')} uploaded"
         f"{skipped}, {result.failed_count:,} failed, {result.unknown_count:,} unknown, "
-        f"{len(bad):,} bad, {not_sent:,} not sent"
+        f"{len(bad):,} bad, {not_sent:,} not sent{settled}"
     )
     if not_sent:
         hint = (
@@ -1445,10 +1475,6 @@ class DemoReport:
     uploaded: BulkResult = attrs.field(factory=BulkResult)
     upload_seconds: float = 0.0
     upload_requests: int = 0
-    reconcile_unknown: int = 0
-    reconcile_applied: int = 0
-    reconcile_resent: int = 0
-    reconcile_failed: int = 0
     unresolved: list[SnapshotUpload] = attrs.field(factory=list)
     listed: int = 0
     list_ok: bool = False
@@ -1462,7 +1488,6 @@ class DemoReport:
         return (
             self.uploaded.failed_count == 0
             and self.uploaded.not_attempted_count == 0
-            and self.reconcile_failed == 0
             and not self.unresolved
             and self.list_ok
             and not self.mismatches
@@ -1496,38 +1521,6 @@ async def _create_demo_kpi(
             if page.items:
                 return page.items[0]
     raise CliError(f"could not create KPI {request.name!r}: every attempt had an unknown outcome")
-
-
-async def _day_present(client: GtmhubClient, item: SnapshotUpload) -> bool:
-    day = item.snapshot.group
-    rows = await client.kpi_snapshots.list(ids=[item.kpi_id], from_date=day, to_date=day)
-    return any(r.kpi_id == item.kpi_id and r.group == day for r in rows)
-
-
-async def _reconcile(
-    client: GtmhubClient, pending: list[SnapshotUpload], report: DemoReport, concurrency: int
-) -> None:
-    """Settle unknown uploads: read the day back, and send again only what is absent.
-
-    This is safe because the demo sends exactly one snapshot per KPI and day: the day
-    has a value on the server if and only if that snapshot was applied. Blindly sending
-    it again instead would double a ``sum`` KPI's value for that day.
-    """
-    report.reconcile_unknown = len(pending)
-    for _ in range(_RECONCILE_ROUNDS):
-        if not pending:
-            break
-        present = await asyncio.gather(*(_day_present(client, item) for item in pending))
-        absent = [item for item, found in zip(pending, present, strict=True) if not found]
-        report.reconcile_applied += len(pending) - len(absent)
-        if not absent:
-            pending = []
-            break
-        again = await client.kpis.upload_snapshots(absent, concurrency=concurrency)
-        report.reconcile_resent += again.succeeded_count
-        report.reconcile_failed += again.failed_count
-        pending = [r.item for r in again.unknown]
-    report.unresolved = pending
 
 
 async def _verify(
@@ -1637,6 +1630,7 @@ async def run_demo(config: DemoConfig, *, progress: bool) -> int:
                     on_progress=on_progress,
                     keep_succeeded=False,
                     result=result,
+                    reconcile=True,
                 )
             finally:
                 bar.close()
@@ -1651,14 +1645,16 @@ async def run_demo(config: DemoConfig, *, progress: bool) -> int:
             for failure in result.failed[:5]:
                 click.echo(f"  failed: {_row_reason(failure.error)}")
 
-            unknown = [r.item for r in result.unknown]
-            if unknown:
-                await _reconcile(client, unknown, report, config.concurrency)
+            settled = result.reconciled_count + result.resent_count + result.conflict_count
+            if settled or result.unknown_count:
+                report.unresolved = [
+                    r.item for r in result.unknown if isinstance(r.item, SnapshotUpload)
+                ]
                 click.echo(
-                    f"reconciled {_plural(report.reconcile_unknown, 'unknown outcome')} by "
-                    f"reading the day back: {report.reconcile_applied:,} had been applied, "
-                    f"{report.reconcile_resent:,} had not and were sent again"
-                    + (f", {report.reconcile_failed:,} failed" if report.reconcile_failed else "")
+                    "reconciled the unknown outcomes by reading the day back (the library's "
+                    f"reconcile=True): {result.reconciled_count:,} had been applied, "
+                    f"{result.resent_count:,} had not and were sent again"
+                    + (f", {result.conflict_count:,} conflicting" if result.conflict_count else "")
                     + (f", {len(report.unresolved):,} still unknown" if report.unresolved else "")
                 )
 

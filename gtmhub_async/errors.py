@@ -19,6 +19,7 @@ __all__ = [
     "RateLimiterUnavailableError",
     "ResponseDecodeError",
     "ServerError",
+    "SnapshotConflictError",
     "TransportError",
     "UnexpectedRedirectError",
     "UnknownOutcomeError",
@@ -153,6 +154,20 @@ class UnknownOutcomeError(TransportError):
         self.request = request
         #: The 5xx answer that left the outcome unknown, if the server answered at all.
         self.response_error = response_error
+
+
+class SnapshotConflictError(UnknownOutcomeError):
+    """Raise when a snapshot read back holds neither the intended value nor nothing.
+
+    The item's outcome stays unknown: the message says what the day holds.
+    """
+
+    def __init__(self, message: str, *, kpi_id: str = "", found: Any = None) -> None:
+        super().__init__(message, method="POST")
+        #: The KPI whose day was read back.
+        self.kpi_id = kpi_id
+        #: What the read-back found on that day (the snapshots' values).
+        self.found = found
 
 
 class ResponseDecodeError(GtmhubError):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overlo
 
 from gtmhub_async import bulk, routes
 from gtmhub_async.bulk import BulkResult, SnapshotUpload
+from gtmhub_async.journal import FsyncMode
 from gtmhub_async.pagination import KpiIterator
 from gtmhub_async.routes import Route
 
@@ -161,6 +162,9 @@ class Kpis(Resource):
         retry_unknown: bool = False,
         keep_succeeded: bool = True,
         result: BulkResult | None = None,
+        reconcile: bool = False,
+        fsync: FsyncMode = "group",
+        fsync_interval: float = 0.0,
     ) -> BulkResult:
         """Post many snapshots, ``concurrency`` at a time, and say what became of each.
 
@@ -177,6 +181,13 @@ class Kpis(Resource):
         ``succeeded``) and reports those it records as unknown without sending them,
         unless ``retry_unknown``. Cancelling the upload re-raises CancelledError once no
         worker is left; pass ``result=BulkResult()`` to read what was done until then.
+
+        The journal is write-ahead: an intent line is on disk (``fsync="group"``, the
+        default, or ``"line"``; ``"none"`` only flushes) before each POST leaves, so that
+        an item a crash left in flight is never resent blindly. ``reconcile=True`` settles
+        every unknown item by reading its day back (see ``reconcile``): applied items
+        succeed (``reconciled_count``), absent ones are sent once more (``resent_count``),
+        others stay unknown with a ``SnapshotConflictError`` (``conflict_count``).
         """
         return await bulk.upload_snapshots(
             self._client,
@@ -188,4 +199,18 @@ class Kpis(Resource):
             retry_unknown=retry_unknown,
             keep_succeeded=keep_succeeded,
             result=result,
+            reconcile=reconcile,
+            fsync=fsync,
+            fsync_interval=fsync_interval,
         )
+
+    async def reconcile(self, result: BulkResult, *, concurrency: int = 16) -> BulkResult:
+        """Settle ``result``'s unknown items by reading their days back; return ``result``.
+
+        Applied -> succeeded (``reconciled_count``); absent -> sent once more
+        (``resent_count``); anything else stays unknown with a ``SnapshotConflictError``
+        (``conflict_count``). What read-back can prove: README, "Exactly-once uploads".
+        """
+        from gtmhub_async.reconcile import reconcile_result
+
+        return await reconcile_result(self._client, result, concurrency=concurrency)

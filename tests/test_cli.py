@@ -443,6 +443,47 @@ def test_upload_reports_unknown_rows(server: FakeThread, tmp_path: Path) -> None
     assert fake.count("POST", SNAPSHOT_ROUTE) == 2  # the unknown one was not resent
 
 
+def test_upload_reconcile_reads_unknown_rows_back(server: FakeThread, tmp_path: Path) -> None:
+    fake = server.fake
+    kid = fake.add_kpi(aggregation="sum")["id"]
+    rows = [f"{kid},2025-01-0{d},{d}" for d in range(1, 4)]
+    path = write_csv(tmp_path / "s.csv", rows)
+    journal = tmp_path / "j.jsonl"
+    fake.script(["reset", 500, None])  # applied then dropped; refused before applying
+    args = ["snapshots", "upload", str(path), "--concurrency", "1", "--rate", "1000"]
+    more = ["--reconcile", "--journal", str(journal), "--fsync", "line"]
+    result = run([*args, *more], server.env())
+    assert result.exit_code == EXIT_OK, result.output
+    assert result.stdout.splitlines()[-1].endswith(
+        "3 of 3 rows uploaded, 0 failed, 0 unknown, 0 bad, 0 not sent; read back: "
+        "1 reconciled as applied, 1 resent, 0 conflicting"
+    )
+    assert sorted(s["value"] for s in fake.received_snapshots(kid)) == [1.0, 2.0, 3.0]
+    bad = run([*args, "--fsync", "disk"], server.env())
+    assert bad.exit_code == EXIT_USAGE
+    assert "Invalid value for '--fsync': 'disk' is not one of 'group', 'line', 'none'" in (
+        bad.output
+    )
+
+
+def test_upload_reconcile_reports_a_conflicting_row(server: FakeThread, tmp_path: Path) -> None:
+    fake = server.fake
+    kid = fake.add_kpi(aggregation="sum")["id"]
+    fake.add_snapshot(kid, "2025-01-01", 9.0)  # someone else wrote the day
+    path = write_csv(tmp_path / "s.csv", [f"{kid},2025-01-01,1"])
+    fake.script(["reset"])
+    args = ["snapshots", "upload", str(path), "--rate", "1000", "--reconcile"]
+    result = run(args, server.env())
+    assert result.exit_code == EXIT_FAILED
+    out = result.stdout.splitlines()
+    assert out[0] == (
+        f"row 1 (line 2): unknown: KPI {kid} on 2025-01-01 holds 10, not only the intended 1: "
+        "cannot tell whether this snapshot was applied, so it was not sent again"
+    )
+    assert out[-1].endswith("0 reconciled as applied, 0 resent, 1 conflicting")
+    assert len(fake.received_snapshots(kid)) == 2  # not resent
+
+
 def test_dry_run_sends_nothing(server: FakeThread, tmp_path: Path) -> None:
     kid = server.fake.add_kpi()["id"]
     path = write_csv(

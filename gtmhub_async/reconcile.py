@@ -1,0 +1,283 @@
+"""Settle uploads of unknown outcome by reading their KPI days back; see docs/design.md.
+
+For each unknown item, the day it writes is read back through the snapshot query
+(``GET /v1/kpi-snapshots``), one query per KPI, time zone and window of up to
+``WINDOW_DAYS`` days, under the client's rate limit and per-call deadline:
+
+- **applied**: the day holds exactly the intended value and no other item of the upload
+  falls on that day: the item succeeded (``reconciled_count``);
+- **absent**: the day holds no value: the item is sent once more; that send is again
+  ambiguous-safe (an unknown outcome is read back in the next round, never resent blindly);
+- **conflict**: anything else: the item stays unknown with a ``SnapshotConflictError``
+  saying what the day holds.
+
+Read-back proves "applied" only under the assumptions in the README ("Exactly-once
+uploads"): read-your-writes, nothing else writes those days, one snapshot per KPI day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Final, Literal
+
+from gtmhub_async.bulk_result import BulkResult, DayKey, ItemResult, SnapshotUpload, day_key
+from gtmhub_async.bulk_result import snapshot_key as _snapshot_key
+from gtmhub_async.errors import (
+    GtmhubError,
+    ResponseDecodeError,
+    SnapshotConflictError,
+    UnknownOutcomeError,
+)
+
+if TYPE_CHECKING:
+    from gtmhub_async.client import GtmhubClient
+    from gtmhub_async.journal import Journal
+    from gtmhub_async.models import KpiSnapshot
+
+__all__ = ["WINDOW_DAYS", "Verdict", "decide", "reconcile_result"]
+
+logger = logging.getLogger("gtmhub_async.reconcile")
+
+#: Most days one read-back query spans.
+WINDOW_DAYS: Final = 31
+#: Rounds of read-back and resend at most; an item still unknown after them stays unknown.
+ROUNDS: Final = 3
+
+Verdict = Literal["applied", "absent", "conflict"]
+
+
+def decide(upload: SnapshotUpload, held: Sequence[float | None], items_on_day: int) -> Verdict:
+    """Judge one item from the values its day holds and how many upload items share the day."""
+    if not held:
+        return "absent"
+    if items_on_day == 1 and len(held) == 1:
+        value = held[0]
+        if value is not None and math.isclose(value, upload.snapshot.value, rel_tol=1e-9):
+            return "applied"
+    return "conflict"
+
+
+def _windows(items: list[ItemResult]) -> list[tuple[date, date, list[ItemResult]]]:
+    items = sorted(items, key=lambda r: _upload(r).snapshot.group)
+    out: list[tuple[date, date, list[ItemResult]]] = []
+    for item in items:
+        day = _upload(item).snapshot.group
+        if out and (day - out[-1][0]).days < WINDOW_DAYS:
+            first, _, members = out[-1]
+            members.append(item)
+            out[-1] = (first, day, members)
+        else:
+            out.append((day, day, [item]))
+    return out
+
+
+def _upload(item: ItemResult) -> SnapshotUpload:
+    assert isinstance(item.item, SnapshotUpload)
+    return item.item
+
+
+class _Round:
+    """One read-back round over the unknown items of a result."""
+
+    def __init__(
+        self,
+        client: GtmhubClient,
+        result: BulkResult,
+        journal: Journal | None,
+        day_counts: Mapping[DayKey, int],
+        entries: dict[int, int],
+        concurrency: int,
+        keep_succeeded: bool,
+    ) -> None:
+        self.client = client
+        self.result = result
+        self.journal = journal
+        self.day_counts = day_counts
+        self.entries = entries
+        self.gate = asyncio.Semaphore(concurrency)
+        self.keep_succeeded = keep_succeeded
+        self.absent: list[ItemResult] = []
+
+    async def read_back(
+        self, kpi_id: str, zone: str | None, window: tuple[date, date]
+    ) -> dict[date, list[float | None]] | None:
+        async with self.gate:
+            try:
+                rows: list[KpiSnapshot] = await self.client.kpi_snapshots.list(
+                    ids=[kpi_id], time_zone=zone, from_date=window[0], to_date=window[1]
+                )
+            except GtmhubError as exc:
+                logger.warning("reading back KPI %s failed: %s", kpi_id, exc)
+                return None
+        by_day: dict[date, list[float | None]] = {}
+        for row in rows:
+            if row.group is None or (
+                row.kpi_id is not None and row.kpi_id.lower() != kpi_id.lower()
+            ):
+                continue
+            by_day.setdefault(row.group, []).append(row.value)
+        return by_day
+
+    async def judge(
+        self, kpi_id: str, zone: str | None, window: tuple[date, date], items: list[ItemResult]
+    ) -> None:
+        by_day = await self.read_back(kpi_id, zone, window)
+        if by_day is None:
+            return  # the read failed: the items stay unknown, with their error
+        for item in items:
+            upload = _upload(item)
+            held = by_day.get(upload.snapshot.group, [])
+            verdict = decide(upload, held, self.day_counts.get(day_key(upload), 1))
+            if verdict == "applied":
+                self._settle(item, "succeeded", reconciled=True)
+                self.result.reconciled_count += 1
+            elif verdict == "absent":
+                self.absent.append(item)
+            else:
+                self._conflict(item, kpi_id, held)
+
+    def _settle(
+        self,
+        item: ItemResult,
+        outcome: str,
+        *,
+        reconciled: bool = False,
+        error: BaseException | None = None,
+    ) -> None:
+        result = self.result
+        result.unknown.remove(item)
+        result.unknown_count -= 1
+        upload = _upload(item)
+        if self.journal is not None:
+            key = _snapshot_key(upload.kpi_id, upload.snapshot)
+            ident = self.entries.pop(item.index, None)
+            self.journal.outcome(
+                ident, outcome, key, item.index, error, was="unknown", reconciled=reconciled
+            )
+        if outcome == "succeeded":
+            result.succeeded_count += 1
+            if self.keep_succeeded:
+                result.succeeded.append(upload)
+
+    def _conflict(self, item: ItemResult, kpi_id: str, held: Sequence[float | None]) -> None:
+        upload = _upload(item)
+        day = upload.snapshot.group
+        others = self.day_counts.get(day_key(upload), 1) - 1
+        found = ", ".join("no value" if v is None else f"{v:g}" for v in held)
+        also = f"; {others} other item(s) of this upload write that day" if others else ""
+        error = SnapshotConflictError(
+            f"KPI {kpi_id} on {day} holds {found}, not only the intended "
+            f"{upload.snapshot.value:g}{also}: cannot tell whether this snapshot was "
+            "applied, so it was not sent again",
+            kpi_id=kpi_id,
+            found=list(held),
+        )
+        index = self.result.unknown.index(item)
+        self.result.unknown[index] = ItemResult(item.index, upload, error)
+        self.result.conflict_count += 1
+
+    async def resend(self, item: ItemResult) -> None:
+        upload = _upload(item)
+        journal = self.journal
+        async with self.gate:
+            ident = None
+            if journal is not None:
+                key = _snapshot_key(upload.kpi_id, upload.snapshot)
+                # The earlier entry was proved not applied: close it, then write a new intent.
+                journal.outcome(
+                    self.entries.pop(item.index, None), "failed", key, item.index, was="unknown"
+                )
+                ident = journal.intent(key, upload)
+                await journal.durable()
+            try:
+                await self.client.kpis.create_snapshot(upload.kpi_id, upload.snapshot)
+            except (UnknownOutcomeError, ResponseDecodeError) as exc:
+                self._again_unknown(item, ident, exc)
+            except GtmhubError as exc:
+                self._settle_resend(item, ident, "failed", exc)
+            else:
+                self._settle_resend(item, ident, "succeeded", None)
+
+    def _again_unknown(self, item: ItemResult, ident: int | None, exc: BaseException) -> None:
+        upload = _upload(item)
+        index = self.result.unknown.index(item)
+        self.result.unknown[index] = ItemResult(item.index, upload, exc)
+        if self.journal is not None and ident is not None:
+            key = _snapshot_key(upload.kpi_id, upload.snapshot)
+            self.journal.outcome(ident, "unknown", key, item.index, exc)
+            self.entries[item.index] = ident
+
+    def _settle_resend(
+        self, item: ItemResult, ident: int | None, outcome: str, exc: BaseException | None
+    ) -> None:
+        result = self.result
+        upload = _upload(item)
+        result.unknown.remove(item)
+        result.unknown_count -= 1
+        if self.journal is not None and ident is not None:
+            key = _snapshot_key(upload.kpi_id, upload.snapshot)
+            self.journal.outcome(ident, outcome, key, item.index, exc)
+        if outcome == "succeeded":
+            result.succeeded_count += 1
+            result.resent_count += 1
+            if self.keep_succeeded:
+                result.succeeded.append(upload)
+        else:
+            assert exc is not None
+            result.failed.append(ItemResult(item.index, upload, exc))
+            result.failed_count += 1
+
+
+async def reconcile_result(
+    client: GtmhubClient,
+    result: BulkResult,
+    *,
+    journal: Journal | None = None,
+    day_counts: Mapping[DayKey, int] | None = None,
+    entries: dict[int, int] | None = None,
+    concurrency: int = 16,
+    keep_succeeded: bool = True,
+) -> BulkResult:
+    """Settle ``result``'s unknown items by read-back: applied, absent (resent) or conflict.
+
+    ``day_counts`` says how many items of the whole upload write each KPI day; without it,
+    the unknown items themselves are counted (an item that shares its day with another
+    unknown one is a conflict). Updates and returns ``result``.
+    """
+    if day_counts is None:
+        counts: dict[DayKey, int] = {}
+        for item in result.unknown:
+            if isinstance(item.item, SnapshotUpload):
+                key = day_key(item.item)
+                counts[key] = counts.get(key, 0) + 1
+        day_counts = counts
+    entries = {} if entries is None else entries
+    for _ in range(ROUNDS):
+        pending = [
+            r
+            for r in result.unknown
+            if isinstance(r.item, SnapshotUpload)
+            and not isinstance(r.error, SnapshotConflictError)
+        ]
+        if not pending:
+            break
+        work = _Round(client, result, journal, day_counts, entries, concurrency, keep_succeeded)
+        groups: dict[tuple[str, str | None], list[ItemResult]] = {}
+        for item in pending:
+            upload = _upload(item)
+            groups.setdefault((upload.kpi_id, upload.snapshot.time_zone), []).append(item)
+        await asyncio.gather(
+            *(
+                work.judge(kpi_id, zone, (first, last), members)
+                for (kpi_id, zone), items in groups.items()
+                for first, last, members in _windows(items)
+            )
+        )
+        if not work.absent:
+            break
+        await asyncio.gather(*(work.resend(item) for item in work.absent))
+    return result
