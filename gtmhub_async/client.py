@@ -21,7 +21,13 @@ from gtmhub_async._version import __version__
 from gtmhub_async.errors import ClientStateError
 from gtmhub_async.limits import DEFAULT_RATE_LIMIT, Limiter, LimiterFactory
 from gtmhub_async.models import check_object_id
-from gtmhub_async.network import ProxySettings, choose_proxy, make_ssl_context
+from gtmhub_async.network import (
+    ProxyAuth,
+    ProxySettings,
+    choose_proxy,
+    make_ssl_context,
+    open_http_session,
+)
 from gtmhub_async.resources import Insights, Kpis, KpiSnapshots, Users
 from gtmhub_async.retry import RetryPolicy
 from gtmhub_async.routes import RawCall, raw_route
@@ -126,7 +132,7 @@ class GtmhubClient:
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         seed: int | None = None,
         proxy: str | None = None,
-        proxy_auth: aiohttp.BasicAuth | None = None,
+        proxy_auth: ProxyAuth | None = None,
         trust_env: bool = True,
         ca_bundle: str | os.PathLike[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -155,8 +161,14 @@ class GtmhubClient:
                 "proxy, ca_bundle and ssl_context configure the client's own session; "
                 "set them on the aiohttp session you pass instead"
             )
-        if proxy_auth is not None and not isinstance(proxy_auth, aiohttp.BasicAuth):
-            raise TypeError(f"proxy_auth must be an aiohttp.BasicAuth, got {type(proxy_auth)}")
+        if proxy_auth is not None and not (
+            isinstance(proxy_auth, tuple)
+            and len(proxy_auth) >= 2
+            and all(isinstance(part, str) for part in proxy_auth[:2])
+        ):
+            raise TypeError(
+                "proxy_auth must be a (login, password) pair of str or an aiohttp.BasicAuth"
+            )
         if not isinstance(trust_env, bool):
             raise TypeError(f"trust_env must be a bool, got {type(trust_env).__name__}")
         # Checked now, so a bad proxy URL fails at construction; read again at each open.
@@ -289,13 +301,7 @@ class GtmhubClient:
         return self
 
     def _new_http_session(self) -> aiohttp.ClientSession:
-        """Build the client's own aiohttp session with its proxy and TLS settings.
-
-        Not aiohttp's ``trust_env=True``: in 3.14 it also reads ``~/.netrc`` and would add
-        that file's credentials as an Authorization header, which clashes with the token;
-        and it looks the proxy up per request. The environment is read here instead, once
-        per open, by ``gtmhub_async.network`` with requests' rules.
-        """
+        """Build the client's own aiohttp session with its proxy and TLS settings."""
         self._proxy_settings = choose_proxy(
             self.base_url,
             proxy=self._proxy,
@@ -305,13 +311,10 @@ class GtmhubClient:
         context = make_ssl_context(
             ca_bundle=self._ca_bundle, ssl_context=self._ssl_context, trust_env=self.trust_env
         )
-        settings = self._proxy_settings
-        return aiohttp.ClientSession(
-            connector=None if context is None else aiohttp.TCPConnector(ssl=context),
+        return open_http_session(
+            proxy=self._proxy_settings,
+            ssl_context=context,
             trace_configs=self._trace_configs or None,
-            proxy=None if settings is None else settings.url,
-            proxy_auth=None if settings is None else settings.auth,
-            trust_env=False,
         )
 
     async def __aexit__(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
+import warnings
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -34,9 +35,25 @@ __all__ = [
     "environment_proxy",
     "is_loopback",
     "make_ssl_context",
+    "open_http_session",
+    "proxy_credentials",
     "redact_url",
     "split_proxy_url",
 ]
+
+#: Proxy credentials as a (login, password) pair, or aiohttp's BasicAuth.
+ProxyAuth = aiohttp.BasicAuth | tuple[str, str]
+
+
+def proxy_credentials(login: str, password: str) -> aiohttp.BasicAuth:
+    """Return aiohttp's credentials object without its 3.14 deprecation warning.
+
+    aiohttp 3.14 deprecates building ``BasicAuth`` in user code, yet its session
+    still takes one for ``proxy_auth`` (and has no session-wide ``proxy_headers``).
+    """
+    if ":" in login:
+        raise ValueError('a ":" is not allowed in a proxy login (RFC 7617)')
+    return tuple.__new__(aiohttp.BasicAuth, (login, password, "latin1"))
 
 
 @attrs.frozen(repr=False)
@@ -85,14 +102,14 @@ def split_proxy_url(proxy: str) -> ProxySettings:
         parts = urlsplit(text)
         port = parts.port
     except ValueError:
-        raise ValueError(f"proxy is not a valid URL: {redact_url(text)!r}") from None
+        raise ValueError("proxy is not a valid URL (check its host and port)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
             f"proxy must be an http:// or https:// URL with a host, got {redact_url(text)!r}"
         )
     auth = None
     if parts.username is not None or parts.password is not None:
-        auth = aiohttp.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+        auth = proxy_credentials(unquote(parts.username or ""), unquote(parts.password or ""))
     host = parts.hostname
     if ":" in host:
         host = f"[{host}]"
@@ -171,7 +188,7 @@ def choose_proxy(
     url: str,
     *,
     proxy: str | None,
-    proxy_auth: aiohttp.BasicAuth | None,
+    proxy_auth: ProxyAuth | None,
     trust_env: bool,
     environ: Mapping[str, str] | None = None,
 ) -> ProxySettings | None:
@@ -179,7 +196,7 @@ def choose_proxy(
     if proxy is not None:
         chosen = split_proxy_url(proxy)
         if proxy_auth is not None:
-            chosen = ProxySettings(chosen.url, proxy_auth)
+            chosen = ProxySettings(chosen.url, proxy_credentials(*proxy_auth[:2]))
         return chosen
     if proxy_auth is not None:
         raise ValueError("proxy_auth needs proxy= (the environment's proxy has its own)")
@@ -224,3 +241,28 @@ def make_ssl_context(
     except (OSError, ssl.SSLError) as exc:
         source = "ca_bundle" if ca_bundle is not None else "SSL_CERT_FILE / SSL_CERT_DIR"
         raise ValueError(f"cannot load the CA certificates of {source}: {exc}") from None
+
+
+def open_http_session(
+    *,
+    proxy: ProxySettings | None,
+    ssl_context: ssl.SSLContext | None,
+    trace_configs: list[aiohttp.TraceConfig] | None,
+) -> aiohttp.ClientSession:
+    """Build an aiohttp session that uses ``proxy`` and ``ssl_context`` for every request.
+
+    Not aiohttp's ``trust_env=True``: in 3.14 it also reads ``~/.netrc`` and adds that
+    file's credentials as an Authorization header, which clashes with the API token, and
+    it looks the proxy up again for every request. The environment is read by
+    ``choose_proxy`` / ``make_ssl_context`` instead, once per open, with requests' rules.
+    """
+    with warnings.catch_warnings():
+        # Session-wide proxy credentials have no other form in aiohttp 3.12-3.14.
+        warnings.filterwarnings("ignore", "The 'proxy_auth' parameter", DeprecationWarning)
+        return aiohttp.ClientSession(
+            connector=None if ssl_context is None else aiohttp.TCPConnector(ssl=ssl_context),
+            trace_configs=trace_configs,
+            proxy=None if proxy is None else proxy.url,
+            proxy_auth=None if proxy is None else proxy.auth,
+            trust_env=False,
+        )
