@@ -122,13 +122,13 @@ def test_a_bad_proxy_url_is_refused_without_its_credentials() -> None:
     with pytest.raises(ValueError, match=r"^proxy must be an http:// or https:// URL") as info:
         split_proxy_url("socks5://user:s3cret@proxy.corp:1080")
     assert "s3cret" not in str(info.value) and "***@proxy.corp:1080" in str(info.value)
-    with pytest.raises(ValueError, match="^proxy is not a valid URL") as info:
+    with pytest.raises(ValueError, match=r"^proxy is not a valid URL") as info:
         split_proxy_url("http://user:s3cret@proxy.corp:99999")
     assert "s3cret" not in str(info.value) and "***@" not in str(info.value)
-    with pytest.raises(TypeError, match="^proxy must be a str URL, got int$"):
+    with pytest.raises(TypeError, match=r"^proxy must be a str URL, got int$"):
         split_proxy_url(3128)  # type: ignore[arg-type]  # the wrong type on purpose
     env = {"HTTPS_PROXY": "ftp://user:s3cret@proxy.corp"}
-    with pytest.raises(ValueError, match="^HTTPS_PROXY in the environment: proxy must") as info:
+    with pytest.raises(ValueError, match=r"^HTTPS_PROXY in the environment: proxy must") as info:
         environment_proxy(API, env)
     assert "s3cret" not in str(info.value)
 
@@ -170,35 +170,35 @@ def test_ssl_context_sources(tmp_path: Path) -> None:
 
 
 def test_bad_tls_settings_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="^give ca_bundle or ssl_context, not both$"):
+    with pytest.raises(ValueError, match=r"^give ca_bundle or ssl_context, not both$"):
         make_ssl_context(
             ca_bundle="x.pem", ssl_context=ssl.create_default_context(), trust_env=True
         )
-    with pytest.raises(TypeError, match="^ssl_context must be an ssl.SSLContext"):
+    with pytest.raises(TypeError, match=r"^ssl_context must be an ssl.SSLContext"):
         make_ssl_context(ca_bundle=None, ssl_context="ctx", trust_env=True)  # type: ignore[arg-type]  # on purpose
     missing = tmp_path / "missing.pem"
-    with pytest.raises(ValueError, match="is neither a file nor a directory$"):
+    with pytest.raises(ValueError, match=r"is neither a file nor a directory$"):
         make_ssl_context(ca_bundle=missing, ssl_context=None, trust_env=True)
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate")
-    with pytest.raises(ValueError, match="^cannot load the CA certificates of ca_bundle: "):
+    with pytest.raises(ValueError, match=r"^cannot load the CA certificates of ca_bundle: "):
         make_ssl_context(ca_bundle=garbage, ssl_context=None, trust_env=True)
 
 
 def test_client_refuses_bad_proxy_and_tls_options_at_construction() -> None:
-    with pytest.raises(ValueError, match="^proxy must be an http:// or https:// URL"):
+    with pytest.raises(ValueError, match=r"^proxy must be an http:// or https:// URL"):
         GtmhubClient("t", ACCOUNT, proxy="socks5://p:1")
     with pytest.raises(TypeError, match=r"^proxy_auth must be a \(login, password\) pair"):
         GtmhubClient("t", ACCOUNT, proxy="http://p:1", proxy_auth="u:p")  # type: ignore[arg-type]  # on purpose
-    with pytest.raises(ValueError, match='^a ":" is not allowed in a proxy login'):
+    with pytest.raises(ValueError, match=r'^a ":" is not allowed in a proxy login'):
         GtmhubClient("t", ACCOUNT, proxy="http://p:1", proxy_auth=("u:x", "p"))
-    with pytest.raises(TypeError, match="^trust_env must be a bool, got int$"):
+    with pytest.raises(TypeError, match=r"^trust_env must be a bool, got int$"):
         GtmhubClient("t", ACCOUNT, trust_env=1)  # type: ignore[arg-type]  # on purpose
 
 
 async def test_client_refuses_proxy_options_with_an_injected_session() -> None:
     async with aiohttp.ClientSession() as session:
-        with pytest.raises(ValueError, match="^proxy, ca_bundle and ssl_context configure the"):
+        with pytest.raises(ValueError, match=r"^proxy, ca_bundle and ssl_context configure the"):
             GtmhubClient("t", ACCOUNT, session=session, proxy="http://p:1")
 
 

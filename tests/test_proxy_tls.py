@@ -22,14 +22,8 @@ from gtmhub_async.testing import FakeGtmhub
 
 ACCOUNT = "5be26318e5274a0007f17f61"
 HOST = "gtmhub.test"  # not a loopback name: an environment proxy may take it
-PROXY_VARS = (
-    "HTTPS_PROXY",
-    "HTTP_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-)
+PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
+CA_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
 class ConnectProxy:
@@ -124,6 +118,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+    for name in CA_VARS:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(aiohttp.connector, "DefaultResolver", LoopbackResolver)
     yield
 
@@ -263,7 +259,7 @@ async def test_an_environment_proxy_never_takes_loopback_traffic(
 
 
 async def test_tls_verification_fails_without_the_test_ca(tls_server: int) -> None:
-    with pytest.raises(TransportError, match="certificate verify failed") as info:
+    with pytest.raises(TransportError, match=r"certificate verify failed") as info:
         await _ping(_client(tls_server))
     assert "tok" not in str(info.value)
 
@@ -272,7 +268,7 @@ async def test_tls_verification_fails_through_the_proxy_without_the_test_ca(
     monkeypatch: pytest.MonkeyPatch, proxy: ConnectProxy, tls_server: int
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
-    with pytest.raises(TransportError, match="certificate verify failed"):
+    with pytest.raises(TransportError, match=r"certificate verify failed"):
         await _ping(_client(tls_server))
     assert proxy.tunnels == [f"{HOST}:{tls_server}"]
 
@@ -282,7 +278,7 @@ async def test_ssl_cert_file_and_an_ssl_context_are_honoured(
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", ca_file)
     assert (await _ping(_client(tls_server)))["token"] is True
-    with pytest.raises(TransportError, match="certificate verify failed"):
+    with pytest.raises(TransportError, match=r"certificate verify failed"):
         await _ping(_client(tls_server, trust_env=False))
     monkeypatch.delenv("SSL_CERT_FILE")
     context = ssl.create_default_context()
@@ -295,7 +291,7 @@ async def test_a_bad_environment_proxy_fails_at_open_without_its_credentials(
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "socks5://agent:s3cret@proxy.corp:1080")
     client = _client(tls_server)
-    with pytest.raises(ValueError, match="^HTTPS_PROXY in the environment: proxy must") as info:
+    with pytest.raises(ValueError, match=r"^HTTPS_PROXY in the environment: proxy must") as info:
         async with client:
             pass
     assert "s3cret" not in str(info.value)
