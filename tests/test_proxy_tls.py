@@ -8,6 +8,7 @@ import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,13 @@ import pytest
 import trustme
 from aiohttp import web
 
-from gtmhub_async import GtmhubClient, RetryPolicy, TransportError
+from gtmhub_async import (
+    GtmhubClient,
+    KpiSnapshotRequest,
+    RetryPolicy,
+    TransportError,
+    UnknownOutcomeError,
+)
 from gtmhub_async.testing import FakeGtmhub
 
 ACCOUNT = "5be26318e5274a0007f17f61"
@@ -29,7 +36,8 @@ CA_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR")
 class ConnectProxy:
     """An HTTP CONNECT proxy that records each tunnel and sends every one to 127.0.0.1."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, refuse: bytes | None = None) -> None:
+        self.refuse = refuse  # a status line to answer every CONNECT with, instead of a tunnel
         self.tunnels: list[str] = []
         self.proxy_authorization: list[str | None] = []
         self.port = 0
@@ -65,6 +73,10 @@ class ConnectProxy:
                 return
             self.tunnels.append(target)
             self.proxy_authorization.append(headers.get("proxy-authorization"))
+            if self.refuse is not None:
+                writer.write(self.refuse + b"\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                return
             port = int(target.rsplit(":", 1)[1])
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -297,3 +309,18 @@ async def test_a_bad_environment_proxy_fails_at_open_without_its_credentials(
     assert "s3cret" not in str(info.value)
     with contextlib.suppress(Exception):
         await client.aclose()
+
+
+async def test_a_post_whose_tunnel_the_proxy_refuses_was_never_sent(tls_server: int) -> None:
+    async with ConnectProxy(refuse=b"HTTP/1.1 407 Proxy Authentication Required") as refusing:
+        client = _client(
+            tls_server, proxy=f"http://agent:s3cret@127.0.0.1:{refusing.port}", trust_env=False
+        )
+        with pytest.raises(TransportError, match="407") as info:
+            async with client:
+                await client.kpis.create_snapshot(
+                    ACCOUNT, KpiSnapshotRequest(group=date(2026, 1, 1), value=1.0)
+                )
+    assert not isinstance(info.value, UnknownOutcomeError)
+    assert "s3cret" not in str(info.value) and "agent" not in str(info.value)
+    assert refusing.tunnels == [f"{HOST}:{tls_server}"]
