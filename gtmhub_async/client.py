@@ -276,7 +276,7 @@ class GtmhubClient:
         else:
             http = self._new_http_session()
         try:
-            # Opened here, in the running loop: aiolimiter binds to the first loop it sees.
+            # Opened here, in the running loop: a limiter binds to the loop it is opened in.
             self._limiter = (
                 None
                 if self.rate_limit is None

@@ -324,3 +324,29 @@ async def test_a_post_whose_tunnel_the_proxy_refuses_was_never_sent(tls_server: 
     assert not isinstance(info.value, UnknownOutcomeError)
     assert "s3cret" not in str(info.value) and "agent" not in str(info.value)
     assert refusing.tunnels == [f"{HOST}:{tls_server}"]
+
+
+async def test_the_cli_takes_proxy_and_ca_bundle_from_flags_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch, proxy: ConnectProxy, tls_server: int, ca_file: str
+) -> None:
+    from click.testing import CliRunner
+
+    from gtmhub_async.cli import cli
+
+    monkeypatch.setenv("GTMHUB_TOKEN", "tok")
+    monkeypatch.setenv("GTMHUB_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("GTMHUB_BASE_URL", f"https://{HOST}:{tls_server}/api")
+    flags = ["--proxy", f"http://agent:s3cret@127.0.0.1:{proxy.port}", "--ca-bundle", ca_file]
+    by_flags = await asyncio.to_thread(CliRunner().invoke, cli, ["kpis", "get", ACCOUNT, *flags])
+    assert proxy.tunnels == [f"{HOST}:{tls_server}"]
+    assert proxy.proxy_authorization == ["Basic " + base64.b64encode(b"agent:s3cret").decode()]
+    # The echo server's answer is not a KPI: the call went through, and failed on its shape.
+    assert by_flags.exit_code == 1
+    assert "does not have the expected shape" in by_flags.output
+    assert "s3cret" not in by_flags.output
+
+    monkeypatch.setenv("GTMHUB_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("GTMHUB_CA_BUNDLE", ca_file)
+    by_env = await asyncio.to_thread(CliRunner().invoke, cli, ["kpis", "get", ACCOUNT])
+    assert by_env.exit_code == 1
+    assert proxy.tunnels == [f"{HOST}:{tls_server}"] * 2
