@@ -33,6 +33,13 @@ def test_methods_show_their_signatures_at_run_time() -> None:
     assert client.kpis.get.__doc__ == "Read one KPI by id."
 
 
+def _new_style(revealed: str) -> str:
+    """Write a type as recent mypy does: ``str`` not ``builtins.str``, ``X | None``."""
+    revealed = revealed.replace("builtins.", "")
+    optional = re.fullmatch(r"Union\[(.*), None\]", revealed)
+    return f"{optional[1]} | None" if optional else revealed
+
+
 def test_a_user_file_importing_every_public_name_passes_mypy_strict() -> None:
     """mypy --strict reveals each public name's own class, RedisRateLimit included."""
     import gtmhub_async
@@ -50,14 +57,25 @@ def test_a_user_file_importing_every_public_name_passes_mypy_strict() -> None:
         if isinstance(obj, type):
             assert f"# expect: {obj.__module__}.{obj.__qualname__}\n" in text, name
     run = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(user_file)],
+        # The package's own modules are checked by CI's `mypy --strict gtmhub_async`; here,
+        # as for a user who installed it, only the user's file may report (errors inside an
+        # old redis client's stubs at the lowest versions are not the user's concern).
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--follow-imports=silent",
+            "--no-error-summary",
+            str(user_file),
+        ],
         capture_output=True,
         text=True,
         check=False,
         timeout=600,
     )
     revealed = {
-        int(m[1]): m[2]
+        int(m[1]): _new_style(m[2])
         for m in re.finditer(r'typing_user\.py:(\d+): note: Revealed type is "(.*)"', run.stdout)
     }
     errors = [line for line in run.stdout.splitlines() if ": error:" in line]
