@@ -171,7 +171,12 @@ def environment_proxy(url: str, environ: Mapping[str, str] | None = None) -> Pro
     port = parts.port or _default_port(parts.scheme)
     if no_proxy is not None and bypasses_proxy(host, port, no_proxy):
         return None
-    proxy = _env(env, f"{parts.scheme}_proxy") or _env(env, "all_proxy")
+    scheme_proxy = _env(env, f"{parts.scheme}_proxy")
+    if parts.scheme == "http" and "REQUEST_METHOD" in env and not env.get("http_proxy"):
+        # In a CGI script HTTP_PROXY can come from a request's "Proxy:" header (httpoxy):
+        # ignored there, as urllib and requests do.
+        scheme_proxy = None
+    proxy = scheme_proxy or _env(env, "all_proxy")
     if proxy is None:
         return None
     try:

@@ -87,6 +87,13 @@ def test_the_scheme_picks_the_variable_and_all_proxy_is_the_fallback() -> None:
     assert environment_proxy(API, {"HTTP_PROXY": "http://plain:1"}) is None
 
 
+def test_uppercase_http_proxy_is_ignored_in_a_cgi_request() -> None:
+    env = {"HTTP_PROXY": "http://from-a-header:1", "REQUEST_METHOD": "GET"}
+    assert environment_proxy("http://example.com/api", env) is None
+    env["http_proxy"] = "http://mine:2"
+    assert environment_proxy("http://example.com/api", env) == ProxySettings("http://mine:2")
+
+
 def test_no_proxy_lowercase_wins_and_bypasses() -> None:
     env = {"HTTPS_PROXY": "http://p:3128", "no_proxy": "gtmhub.com", "NO_PROXY": "other.org"}
     assert environment_proxy(API, env) is None
