@@ -1,4 +1,21 @@
-"""Asyncio SDK for the Gtmhub (Quantive Results) KPI API."""
+"""Asyncio SDK for the Gtmhub (Quantive Results) KPI API.
+
+The stable public surface is the names in ``__all__`` below (plus ``RedisRateLimit``,
+which needs the ``redis`` extra) and these public modules:
+
+- ``gtmhub_async``: the client, models, errors, limiters and results re-exported here;
+- ``gtmhub_async.testing``: ``FakeGtmhub`` and its faults, to test code that uses the SDK;
+- ``gtmhub_async.testing.plugin``: the pytest fixtures (opt-in, needs the ``testing`` extra);
+- ``gtmhub_async.redis_limits``: ``RedisRateLimit`` (needs the ``redis`` extra);
+- ``gtmhub_async.network``: ``ProxySettings`` and the proxy/TLS helpers;
+- ``gtmhub_async.cli``: the ``gtmhub-async`` program (needs the ``cli`` extra).
+
+Every other module (``routes``, ``wire``, ``session``, ``converter``, ``transport``,
+``resources``, ``pagination``, ``bulk``, ``limits``, ``models``, ``errors``, ``retry``, ...)
+is internal: import its public names from ``gtmhub_async`` instead; they may move.
+"""
+
+from typing import TYPE_CHECKING
 
 from gtmhub_async._version import __version__
 from gtmhub_async.bulk import BulkResult, ItemResult, SnapshotUpload
@@ -23,7 +40,7 @@ from gtmhub_async.errors import (
     UnexpectedRedirectError,
     UnknownOutcomeError,
 )
-from gtmhub_async.limits import RateLimit
+from gtmhub_async.limits import Limiter, LimiterFactory, LimiterStats, RateLimit
 from gtmhub_async.models import (
     UNSET,
     Aggregation,
@@ -43,6 +60,11 @@ from gtmhub_async.models import (
 from gtmhub_async.pagination import KpiIterator, KpiPageIterator, PaginationError
 from gtmhub_async.retry import RetryPolicy
 from gtmhub_async.session import ClientStats
+
+if TYPE_CHECKING:
+    # Seen by type checkers only: at run time it is imported on first use (below), so the
+    # package imports without the redis extra.
+    from gtmhub_async.redis_limits import RedisRateLimit as RedisRateLimit
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -68,13 +90,15 @@ __all__ = [
     "KpiPageIterator",
     "KpiSnapshot",
     "KpiSnapshotRequest",
+    "Limiter",
+    "LimiterFactory",
+    "LimiterStats",
     "NotFoundError",
     "PaginationError",
     "PaymentRequiredError",
     "PermissionDeniedError",
     "RateLimit",
     "RateLimitError",
-    "RedisRateLimit",
     "RateLimiterUnavailableError",
     "Region",
     "ResponseDecodeError",
@@ -92,16 +116,20 @@ __all__ = [
     "WriteResult",
     "__version__",
 ]
+# Not in __all__: RedisRateLimit needs the redis extra, and `from gtmhub_async import *` must
+# work without it. `from gtmhub_async import RedisRateLimit` works with the extra installed.
+
+_REDIS_MISSING = "RedisRateLimit needs the redis extra: pip install 'gtmhub-async[redis]'"
 
 
 def __getattr__(name: str) -> object:
     """Import RedisRateLimit on first use, so the core works without the redis extra."""
     if name == "RedisRateLimit":
         try:
-            from gtmhub_async.redis_limits import RedisRateLimit
-        except ImportError as exc:
-            raise ImportError(
-                "RedisRateLimit needs the redis extra: pip install 'gtmhub-async[redis]'"
-            ) from exc
+            import redis  # noqa: F401 - only to tell a missing extra from a broken module
+        except ImportError:
+            raise ImportError(_REDIS_MISSING, name="redis") from None
+        from gtmhub_async.redis_limits import RedisRateLimit
+
         return RedisRateLimit
     raise AttributeError(f"module 'gtmhub_async' has no attribute {name!r}")

@@ -242,6 +242,10 @@ class ApiOptions:
     timeout: float
     #: Whether ``base_url`` came from GTMHUB_BASE_URL rather than --base-url.
     base_url_from_env: bool = False
+    #: --proxy / GTMHUB_PROXY (credentials in it go to proxy_auth, never to a message).
+    proxy: str | None = None
+    #: --ca-bundle / GTMHUB_CA_BUNDLE.
+    ca_bundle: str | None = None
 
     def resolved_base_url(self) -> str:
         """Return the API root: --base-url, else --region, else GTMHUB_BASE_URL, else default."""
@@ -269,17 +273,27 @@ class ApiOptions:
                 base_url=base_url,
                 rate_limit=rate_limit,
                 timeout=self.timeout,
+                proxy=self.proxy,
+                ca_bundle=self.ca_bundle,
             )
         except (TypeError, ValueError) as exc:
             # The client's messages never contain the token's value.
             _fail(f"bad configuration: {exc}", EXIT_USAGE)
 
 
-_API_OPTION_NAMES: Final = ("token", "account_id", "base_url", "region", "timeout")
+_API_OPTION_NAMES: Final = (
+    "token",
+    "account_id",
+    "base_url",
+    "region",
+    "timeout",
+    "proxy",
+    "ca_bundle",
+)
 
 
 def api_options(f: Callable[..., T]) -> Callable[..., T]:
-    """Add --token, --account-id, --base-url, --region and --timeout; pass ``api``."""
+    """Add --token, --account-id, --base-url, --region, --timeout, --proxy, --ca-bundle."""
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -324,6 +338,20 @@ def api_options(f: Callable[..., T]) -> Callable[..., T]:
             default=30.0,
             show_default=True,
             help="Seconds one call may take, retries included.",
+        ),
+        click.option(
+            "--proxy",
+            envvar="GTMHUB_PROXY",
+            show_envvar=True,
+            metavar="URL",
+            help="HTTP(S) proxy [default: HTTPS_PROXY / NO_PROXY from the environment].",
+        ),
+        click.option(
+            "--ca-bundle",
+            envvar="GTMHUB_CA_BUNDLE",
+            show_envvar=True,
+            type=click.Path(exists=True, dir_okay=True),
+            help="CA certificates (file or directory) to verify the server with.",
         ),
     ]
     decorated: Callable[..., T] = wrapper

@@ -7,6 +7,7 @@ import enum
 import ipaddress
 import os
 import random
+import ssl
 import warnings
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -14,11 +15,19 @@ from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 import aiohttp
+import attrs
 
 from gtmhub_async._version import __version__
 from gtmhub_async.errors import ClientStateError
 from gtmhub_async.limits import DEFAULT_RATE_LIMIT, Limiter, LimiterFactory
 from gtmhub_async.models import check_object_id
+from gtmhub_async.network import (
+    ProxyAuth,
+    ProxySettings,
+    choose_proxy,
+    make_ssl_context,
+    open_http_session,
+)
 from gtmhub_async.resources import Insights, Kpis, KpiSnapshots, Users
 from gtmhub_async.retry import RetryPolicy
 from gtmhub_async.routes import RawCall, raw_route
@@ -122,6 +131,11 @@ class GtmhubClient:
         session: aiohttp.ClientSession | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         seed: int | None = None,
+        proxy: str | None = None,
+        proxy_auth: ProxyAuth | None = None,
+        trust_env: bool = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._token = _check_secret(token, "token")
         self.account_id = _check_secret(account_id, "account_id")
@@ -140,6 +154,31 @@ class GtmhubClient:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(f"session must be an aiohttp.ClientSession, got {type(session)}")
+        if session is not None and (
+            proxy is not None or ca_bundle is not None or ssl_context is not None
+        ):
+            raise ValueError(
+                "proxy, ca_bundle and ssl_context configure the client's own session; "
+                "set them on the aiohttp session you pass instead"
+            )
+        if proxy_auth is not None and not (
+            isinstance(proxy_auth, tuple)
+            and len(proxy_auth) >= 2
+            and all(isinstance(part, str) for part in proxy_auth[:2])
+        ):
+            raise TypeError(
+                "proxy_auth must be a (login, password) pair of str or an aiohttp.BasicAuth"
+            )
+        if not isinstance(trust_env, bool):
+            raise TypeError(f"trust_env must be a bool, got {type(trust_env).__name__}")
+        # Checked now, so a bad proxy URL fails at construction; read again at each open.
+        choose_proxy(self.base_url, proxy=proxy, proxy_auth=proxy_auth, trust_env=False)
+        make_ssl_context(ca_bundle=ca_bundle, ssl_context=ssl_context, trust_env=False)
+        self._proxy = proxy
+        self._proxy_auth = proxy_auth
+        self.trust_env = trust_env
+        self._ca_bundle = ca_bundle
+        self._ssl_context = ssl_context
         self.rate_limit = rate_limit
         self.retry = retry or RetryPolicy()
         self.timeout = float(timeout)
@@ -148,6 +187,7 @@ class GtmhubClient:
         self._seed = seed
         self._state = "new"
         self._http: aiohttp.ClientSession | None = None
+        self._proxy_settings: ProxySettings | None = None
         self._limiter: Limiter | None = None
         self._session_obj: Session | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,12 +216,19 @@ class GtmhubClient:
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Self:
-        """Return a client configured by GTMHUB_TOKEN, GTMHUB_ACCOUNT_ID and GTMHUB_BASE_URL."""
+        """Return a client configured by GTMHUB_TOKEN, GTMHUB_ACCOUNT_ID and GTMHUB_BASE_URL.
+
+        GTMHUB_PROXY and GTMHUB_CA_BUNDLE, when set, give ``proxy`` and ``ca_bundle``.
+        """
         missing = [n for n in ("GTMHUB_TOKEN", "GTMHUB_ACCOUNT_ID") if not os.environ.get(n)]
         if missing:
             raise ValueError(f"set {' and '.join(missing)} in the environment")
         if os.environ.get("GTMHUB_BASE_URL"):
             kwargs.setdefault("base_url", os.environ["GTMHUB_BASE_URL"])
+        if os.environ.get("GTMHUB_PROXY"):
+            kwargs.setdefault("proxy", os.environ["GTMHUB_PROXY"])
+        if os.environ.get("GTMHUB_CA_BUNDLE") and "ssl_context" not in kwargs:
+            kwargs.setdefault("ca_bundle", os.environ["GTMHUB_CA_BUNDLE"])
         return cls(os.environ["GTMHUB_TOKEN"], os.environ["GTMHUB_ACCOUNT_ID"], **kwargs)
 
     def __repr__(self) -> str:
@@ -192,10 +239,15 @@ class GtmhubClient:
 
     @property
     def stats(self) -> ClientStats:
-        """Return the counters of the open (or last opened) client."""
+        """Return a snapshot of the counters of the open (or last opened) client."""
         if self._session_obj is None:
             return ClientStats()
-        return self._session_obj.stats
+        return attrs.evolve(self._session_obj.stats)
+
+    @property
+    def proxy(self) -> ProxySettings | None:
+        """Return the proxy the open client uses (credentials hidden in its repr), or None."""
+        return self._proxy_settings
 
     @property
     def limiter(self) -> Limiter | None:
@@ -222,9 +274,9 @@ class GtmhubClient:
                 raise ClientStateError("the aiohttp session given to GtmhubClient is closed")
             http = self._injected
         else:
-            http = aiohttp.ClientSession(trace_configs=self._trace_configs or None)
+            http = self._new_http_session()
         try:
-            # Opened here, in the running loop: aiolimiter binds to the first loop it sees.
+            # Opened here, in the running loop: a limiter binds to the loop it is opened in.
             self._limiter = (
                 None
                 if self.rate_limit is None
@@ -247,6 +299,23 @@ class GtmhubClient:
         )
         self._state = "open"
         return self
+
+    def _new_http_session(self) -> aiohttp.ClientSession:
+        """Build the client's own aiohttp session with its proxy and TLS settings."""
+        self._proxy_settings = choose_proxy(
+            self.base_url,
+            proxy=self._proxy,
+            proxy_auth=self._proxy_auth,
+            trust_env=self.trust_env,
+        )
+        context = make_ssl_context(
+            ca_bundle=self._ca_bundle, ssl_context=self._ssl_context, trust_env=self.trust_env
+        )
+        return open_http_session(
+            proxy=self._proxy_settings,
+            ssl_context=context,
+            trace_configs=self._trace_configs or None,
+        )
 
     async def __aexit__(
         self,

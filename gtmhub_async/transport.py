@@ -53,8 +53,13 @@ async def send_once(
             allow_redirects=False,
         ) as resp:
             return Answer(resp.status, resp.headers, await resp.read())
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        # Connecting failed, or no connection was free in time: not one byte left.
+    except (
+        aiohttp.ClientConnectorError,
+        aiohttp.ConnectionTimeoutError,
+        aiohttp.ClientHttpProxyError,
+    ) as exc:
+        # Connecting failed, a proxy refused the CONNECT tunnel, or no connection was free
+        # in time: not one byte of the request left.
         raise SendFailure(
             exc, never_sent=True, timed_out=isinstance(exc, aiohttp.ConnectionTimeoutError)
         ) from exc

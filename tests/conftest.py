@@ -37,6 +37,9 @@ def _teach_aioresponses_aiohttp_3_14() -> None:
 
 _teach_aioresponses_aiohttp_3_14()
 
+# The fixtures are opt-in (no pytest11 entry point): load them as a user would.
+pytest_plugins = ["gtmhub_async.testing.plugin"]
+
 
 @pytest.fixture
 def redis_server() -> Iterator[Any]:
