@@ -47,6 +47,7 @@ from gtmhub_async import (
     ResponseDecodeError,
     RetryPolicy,
     ServerError,
+    SnapshotConflictError,
     SnapshotUpload,
     TargetOperator,
     TransportError,
@@ -55,6 +56,7 @@ from gtmhub_async import (
     Unset,
     UpdateKpiRequest,
     VirtualKpiGroup,
+    WriteResult,
     __version__,
 )
 
@@ -95,6 +97,7 @@ def every_public_class(
     p_response_decode_error: ResponseDecodeError,
     p_retry_policy: RetryPolicy,
     p_server_error: ServerError,
+    p_snapshot_conflict_error: SnapshotConflictError,
     p_snapshot_upload: SnapshotUpload,
     p_target_operator: TargetOperator,
     p_transport_error: TransportError,
@@ -103,6 +106,7 @@ def every_public_class(
     p_unset: Unset,
     p_update_kpi_request: UpdateKpiRequest,
     p_virtual_kpi_group: VirtualKpiGroup,
+    p_write_result: WriteResult,
     p_redis_rate_limit: RedisRateLimit,
 ) -> None:
     """Reveal one value of each public class."""
@@ -110,7 +114,7 @@ def every_public_class(
     reveal_type(p_api_error)  # expect: gtmhub_async.errors.ApiError
     reveal_type(p_authentication_error)  # expect: gtmhub_async.errors.AuthenticationError
     reveal_type(p_bad_request_error)  # expect: gtmhub_async.errors.BadRequestError
-    reveal_type(p_bulk_result)  # expect: gtmhub_async.bulk.BulkResult
+    reveal_type(p_bulk_result)  # expect: gtmhub_async.bulk_result.BulkResult
     reveal_type(p_client_state_error)  # expect: gtmhub_async.errors.ClientStateError
     reveal_type(p_client_stats)  # expect: gtmhub_async.session.ClientStats
     reveal_type(p_conflict_error)  # expect: gtmhub_async.errors.ConflictError
@@ -119,7 +123,7 @@ def every_public_class(
     reveal_type(p_formatting)  # expect: gtmhub_async.models.Formatting
     reveal_type(p_gtmhub_client)  # expect: gtmhub_async.client.GtmhubClient
     reveal_type(p_gtmhub_error)  # expect: gtmhub_async.errors.GtmhubError
-    reveal_type(p_item_result)  # expect: gtmhub_async.bulk.ItemResult
+    reveal_type(p_item_result)  # expect: gtmhub_async.bulk_result.ItemResult
     reveal_type(p_kpi)  # expect: gtmhub_async.models.Kpi
     reveal_type(p_kpi_formatting)  # expect: gtmhub_async.models.KpiFormatting
     reveal_type(p_kpi_iterator)  # expect: gtmhub_async.pagination.KpiIterator
@@ -131,7 +135,7 @@ def every_public_class(
     reveal_type(p_limiter_factory)  # expect: gtmhub_async.limits.LimiterFactory
     reveal_type(p_limiter_stats)  # expect: gtmhub_async.limits.LimiterStats
     reveal_type(p_not_found_error)  # expect: gtmhub_async.errors.NotFoundError
-    reveal_type(p_pagination_error)  # expect: gtmhub_async.pagination.PaginationError
+    reveal_type(p_pagination_error)  # expect: gtmhub_async._page_walk.PaginationError
     reveal_type(p_payment_required_error)  # expect: gtmhub_async.errors.PaymentRequiredError
     reveal_type(p_permission_denied_error)  # expect: gtmhub_async.errors.PermissionDeniedError
     reveal_type(p_rate_limit)  # expect: gtmhub_async.limits.RateLimit
@@ -141,7 +145,8 @@ def every_public_class(
     reveal_type(p_response_decode_error)  # expect: gtmhub_async.errors.ResponseDecodeError
     reveal_type(p_retry_policy)  # expect: gtmhub_async.retry.RetryPolicy
     reveal_type(p_server_error)  # expect: gtmhub_async.errors.ServerError
-    reveal_type(p_snapshot_upload)  # expect: gtmhub_async.bulk.SnapshotUpload
+    reveal_type(p_snapshot_conflict_error)  # expect: gtmhub_async.errors.SnapshotConflictError
+    reveal_type(p_snapshot_upload)  # expect: gtmhub_async.bulk_result.SnapshotUpload
     reveal_type(p_target_operator)  # expect: gtmhub_async.models.TargetOperator
     reveal_type(p_transport_error)  # expect: gtmhub_async.errors.TransportError
     reveal_type(p_unexpected_redirect_error)  # expect: gtmhub_async.errors.UnexpectedRedirectError
@@ -149,6 +154,7 @@ def every_public_class(
     reveal_type(p_unset)  # expect: gtmhub_async.models.Unset
     reveal_type(p_update_kpi_request)  # expect: gtmhub_async.models.UpdateKpiRequest
     reveal_type(p_virtual_kpi_group)  # expect: gtmhub_async.models.VirtualKpiGroup
+    reveal_type(p_write_result)  # expect: gtmhub_async.models.WriteResult
     reveal_type(p_redis_rate_limit)  # expect: gtmhub_async.redis_limits.RedisRateLimit
 
 
