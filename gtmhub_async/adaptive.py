@@ -181,6 +181,11 @@ class AdaptiveRate:
             w = max(w, self._target * math.exp(self._doubling() * (x - self._probe_after)))
         return min(self.max_rate, max(self.floor, w))
 
+    def known_ceiling(self, now: float | None = None) -> float | None:
+        """Return the learned ceiling at ``now``; None when none is known or it was dropped."""
+        x = (self.clock() if now is None else now) - self._epoch
+        return self.ceiling if x < self._forget_after else None
+
     def interval(self, now: float | None = None) -> float:
         """Return the seconds to leave between two starts at the current rate."""
         return (self.time_period + self.slack) / self.rate(now)
@@ -249,7 +254,7 @@ class AdaptiveRate:
         # The level counts over exactly time_period: over the window, a fast climb
         # would count answers the server's own window had already let go.
         seen = sum(1 for t in self._accepted if t > now - self.time_period)
-        known = self.ceiling is not None and now - self._epoch < self._forget_after
+        known = self.known_ceiling(now) is not None
         if seen == 0:
             # A storm: nothing tells where the ceiling is; cut, keep what was learned.
             level = max(self.floor, current * p.beta)

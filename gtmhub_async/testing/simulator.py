@@ -29,7 +29,13 @@ from gtmhub_async.limits import LocalLimiter, RateLimit
 
 __all__ = [
     "SCENARIOS",
-    "Scenario", "SimResult", "SimServer", "VirtualClockLoop", "run_virtual", "simulate"]
+    "Scenario",
+    "SimResult",
+    "SimServer",
+    "VirtualClockLoop",
+    "run_virtual",
+    "simulate",
+]
 
 T = TypeVar("T")
 
@@ -184,7 +190,7 @@ SCENARIOS: dict[str, Scenario] = {
     "4 rising limit": Scenario("4 rising limit", 100, 55, limit=_step(30, 60, 20)),
     "5 falling limit": Scenario("5 falling limit", 100, 50, limit=_step(60, 30, 20)),
     "6 throttle for someone else": Scenario(
-        "6 throttle for someone else", 50, 12, workers=1, think=1.0, throttle=(2.0, 2.1)
+        "6 throttle for someone else", 50, 15, workers=1, think=1.0, throttle=(2.0, 3.0)
     ),
     "7 after a storm": Scenario("7 after a storm", 50, 55, throttle=(0.0, 30.0)),
 }
