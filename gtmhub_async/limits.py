@@ -205,6 +205,8 @@ class LocalLimiter:
         slot = max(self._next_start, now - self.core.catch_up)
         self._next_start = slot + self.core.interval(now)
         self._acquired += 1
+        # Only the latest grant may hand its slot back: a later one holds the schedule.
+        self._last_grant = None
 
     async def acquire(self) -> None:
         """Wait until a request may start: a free start slot and an open 429 gate."""
@@ -260,9 +262,10 @@ class LocalLimiter:
         # call_at may run a handle up to clock_resolution early: check, re-arm if so.
         if waiters and now >= self._ready_at():
             fut = waiters.popleft()
-            self._last_grant = (fut, self._next_start)
+            before = self._next_start
             fut.set_result(None)
             self._grant(now)
+            self._last_grant = (fut, before)
         self._arm()
 
     async def on_response(self, status: int, retry_after: float | None) -> None:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from gtmhub_async.errors import ClientStateError
 from gtmhub_async.limits import (
     DEFAULT_RATE_LIMIT,
+    MAX_GATE_SECONDS,
     AdaptiveRate,
     Limiter,
     LimiterFactory,
@@ -370,6 +371,42 @@ def test_waiter_cancelled_right_after_its_grant_hands_the_slot_back(
         assert later == [pytest.approx(1.015, abs=1e-3)]
         assert limiter.stats.acquired == 2
         assert not limiter._waiters
+
+    run(main)
+
+
+def test_a_cancelled_waiter_hands_back_nothing_once_a_later_fast_path_start_was_granted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two requests must never start in one slot."""
+
+    async def main() -> None:
+        limiter = open_local(RateLimit(1))
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualClockLoop)
+        await limiter.acquire()
+        granted = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0)
+        starts: list[float] = []
+        arm = LocalLimiter._arm
+
+        def grant_then_fast_path_then_cancel(self: LocalLimiter) -> None:
+            arm(self)  # the end of the wake-up that granted `granted` its slot
+            monkeypatch.setattr(LocalLimiter, "_arm", arm)
+            loop.now += 3.0  # the loop stalls after the grant: the schedule lags
+            fast = limiter.acquire()
+            with pytest.raises(StopIteration):
+                fast.send(None)  # granted at once, without waiting
+            starts.append(loop.time())
+            granted.cancel()
+
+        monkeypatch.setattr(LocalLimiter, "_arm", grant_then_fast_path_then_cancel)
+        with pytest.raises(asyncio.CancelledError):
+            await granted
+        await limiter.acquire()
+        starts.append(loop.time())
+        assert starts[1] - starts[0] >= 1.02 - limiter.core.catch_up - 1e-9
+        assert limiter.stats.acquired == 4  # the cancelled waiter's slot stays spent
 
     run(main)
 
