@@ -176,9 +176,16 @@ class AdaptiveRate:
         x = (self.clock() if now is None else now) - self._epoch
         if x <= 0:
             return self._start
-        w = min(self._target, self._start * math.exp(self._growth * x))
+        # Compared in logs: exp() of a long idle spell's climb would overflow.
+        climb = self._growth * x
+        w = self._target
+        if climb < math.log(self._target / self._start):
+            w = self._start * math.exp(climb)
         if x > self._probe_after:
-            w = max(w, self._target * math.exp(self._doubling() * (x - self._probe_after)))
+            probe = self._doubling() * (x - self._probe_after)
+            w = self.max_rate
+            if probe < math.log(self.max_rate / self._target):
+                w = self._target * math.exp(probe)
         return min(self.max_rate, max(self.floor, w))
 
     def known_ceiling(self, now: float | None = None) -> float | None:

@@ -142,6 +142,14 @@ def test_recovery_takes_three_periods_however_low_the_rate_fell(storms: int) -> 
     assert core.rate(reopen + 0.1) > low
 
 
+def test_a_long_idle_spell_after_a_throttle_does_not_overflow() -> None:
+    core, clock = confirmed_at_30()
+    assert core.rate(core.gate_until + 1e9) == 200
+    fresh, _ = core_at(50)
+    fresh.on_throttled(1.0)
+    assert fresh.rate(fresh.gate_until + 1e9) == 50
+
+
 def test_a_tentative_level_is_dropped_a_window_after_max_rate_is_reached() -> None:
     core, clock = core_at(50)
     accept(core, clock, 5, over=0.1)
