@@ -38,7 +38,7 @@ def core_at(max_rate: float, period: float = 1.0) -> tuple[AdaptiveRate, Clock]:
 
 
 def test_one_frozen_parameter_set_gives_slack_and_floor() -> None:
-    assert ADAPTIVE == AdaptiveParams()
+    assert AdaptiveParams() == ADAPTIVE
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         ADAPTIVE.beta = 0.5  # type: ignore[misc]
     assert ADAPTIVE.slack(1.0) == 0.02
@@ -56,11 +56,11 @@ def test_a_per_minute_limit_keeps_its_pacing_slack() -> None:
 
 
 def test_check_positive_names_the_value() -> None:
-    with pytest.raises(TypeError, match="^max_rate must be a number, got str$"):
+    with pytest.raises(TypeError, match=r"^max_rate must be a number, got str$"):
         check_positive("max_rate", "1")
-    with pytest.raises(ValueError, match="^max_rate must be positive, got 0$"):
+    with pytest.raises(ValueError, match=r"^max_rate must be positive, got 0$"):
         check_positive("max_rate", 0)
-    with pytest.raises(ValueError, match="^max_rate must be finite, got inf$"):
+    with pytest.raises(ValueError, match=r"^max_rate must be finite, got inf$"):
         check_positive("max_rate", math.inf)
 
 
@@ -143,7 +143,7 @@ def test_recovery_takes_three_periods_however_low_the_rate_fell(storms: int) -> 
 
 
 def test_a_long_idle_spell_after_a_throttle_does_not_overflow() -> None:
-    core, clock = confirmed_at_30()
+    core, _clock = confirmed_at_30()
     assert core.rate(core.gate_until + 1e9) == 200
     fresh, _ = core_at(50)
     fresh.on_throttled(1.0)

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from gtmhub_async.errors import ClientStateError
 from gtmhub_async.limits import (
     DEFAULT_RATE_LIMIT,
-    MAX_GATE_SECONDS,
     AdaptiveRate,
     Limiter,
     LimiterFactory,

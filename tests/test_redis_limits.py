@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
@@ -459,7 +460,7 @@ def _slot_rate(slots: list[float], start: float, end: float) -> float:
     median ignores while fewer than half are given up.
     """
     window = sorted(s for s in slots if start <= s < end)
-    gaps = sorted(b - a for a, b in zip(window, window[1:], strict=False))
+    gaps = sorted(b - a for a, b in itertools.pairwise(window))
     return 1.0 / gaps[len(gaps) // 2]
 
 
