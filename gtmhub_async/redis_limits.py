@@ -16,7 +16,7 @@ tolerance of ``max_rate`` would let up to ~2x through a window at start, and a
 sliding log (ZSET) stores one member per request and makes waiters retry; the
 schedule needs one number and tells each waiter its exact time. ``now`` is the
 Redis server's ``TIME``, so the workers' clocks do not matter. The default slack
-is the local limiter's, read from ``AdaptiveRate``: ``max(2% of time_period, 15 ms)``.
+is the local limiter's, from ``adaptive.ADAPTIVE``: ``max(2% of time_period, 15 ms)``.
 
 Three things keep the schedule honest once the reply has left Redis:
 
@@ -43,25 +43,26 @@ put more than ``max_rate`` in a window, and neither did the arrivals. A worker s
 longer than the slack (a host far busier than that, a GC pause, a slow proxy on
 the way) can still push one window over; raise ``slack`` there.
 
-**The 429 gate and the adaptive rate are shared.** A throttle reported to any
-worker (``on_response``: a 429, or a 503 with Retry-After) runs the script in
-"throttle" mode: it pushes the gate's reopen time, stored in Redis, to
-``now + Retry-After`` (capped at ``MAX_GATE_SECONDS``; without Retry-After an
-exponential backoff of 1, 2, 4 ... 32 s), and, at most once per
-``time_period``, lowers the one rate of the key by 30% (the multiplicative
-decrease of ``limits.AdaptiveRate``) and starts its CUBIC recovery from the
-moment the gate reopens.
+**The gate and the adaptive rate are shared, with the rules of
+``gtmhub_async.adaptive``.** The script (``redis_script.lua``, package data) gets
+every number from ``adaptive.ADAPTIVE`` as ARGV and holds none of its own. A
+throttle reported to any worker (``on_response``: a 429, or a 503 with
+Retry-After) runs it in "throttle" mode: the gate's reopen time, stored in
+Redis, moves to ``now + Retry-After`` (capped; without Retry-After an exponential
+backoff), and, for a 429 (or a wave of 503s) with the gate open, at most once per
+``time_period``, the rate gets a tentative or confirmed level and climbs from
+the gate's reopening exactly as ``AdaptiveRate`` does.
 
-**Where this differs from AdaptiveRate** (``limits.py``, the reference; every
-constant below comes from there, none is copied):
+**Where this differs from AdaptiveRate** (deliberately):
 
-* *No 99% hold.* After a throttle the rate is always cut to ``_BETA`` (70%) of
-  the current rate and grows back along the same CUBIC curve (``_C_DOWN``,
-  ``_C_UP``). ``AdaptiveRate`` instead holds 99% of the answers the server
-  accepted over ``time_period + slack``; counting them here would cost a Redis
-  write per response, on every worker. The cost: under a server ceiling lower
-  than ``max_rate`` the shared rate saws between 70% and 100% of it instead of
-  holding just under it.
+* *What is counted.* ``AdaptiveRate`` counts the answers accepted in the last
+  window; counting them here would cost a Redis write per response on every
+  worker. The script counts instead the slots it granted (a ring of 50 buckets
+  per period, written by the acquire that already runs) in the period before the
+  slot of the worker's latest start, which is what the server let through before
+  the throttled request; a slot a worker gives up is taken off again on its next
+  call. A 503 wave is judged against the slots of the last period.
+* *Saturated* means that the reporting worker had coroutines waiting in acquire.
 * *No catch-up.* ``AdaptiveRate.catch_up`` (``slack / 4``) lets a start that a
   late timer delayed be made up on the next one. Here each worker reserves its
   next slot as soon as its previous one is used, so the schedule runs ahead of
