@@ -160,11 +160,6 @@ class SimResult:
         """Return how many arrivals in [start, end) were answered ``status``."""
         return sum(1 for t, s in self.log if start <= t < end and s == status)
 
-    def rate_at(self, t: float) -> float:
-        """Return the limiter's rate at the last sample at or before ``t``."""
-        before = [r for when, r in self.rates if when <= t]
-        return before[-1] if before else math.nan
-
     def rate_from(self, t: float) -> float:
         """Return the lowest sampled limiter rate from ``t`` on."""
         return min(r for when, r in self.rates if when >= t)
