@@ -110,7 +110,8 @@ class RateLimit:
 
     Starts are paced evenly (see the module docstring for the 2% slack), and a
     429 closes a gate shared by every coroutine of the client and lowers the
-    rate to what the server accepted, before it probes upward again.
+    rate to what the server accepted: a tentative level, held only once a second
+    throttle confirms it (the rules: ``gtmhub_async.adaptive``).
 
     The default, ``DEFAULT_RATE_LIMIT``, is 10 requests per second. Gtmhub
     publishes no limits, so the default is chosen to be safe rather than fast:
