@@ -216,15 +216,13 @@ async def test_redis_killed_with_raise_fails_fast_then_recovers(
 ) -> None:
     limit = RedisRateLimit.from_url(redis_server.url, 20, 0.5, redis_timeout=0.3)
     limiter = limit.open(key="https://app.example|acc")
-    loop = asyncio.get_running_loop()
     try:
         await limiter.acquire()
         await asyncio.to_thread(redis_server.stop)
-        started = loop.time()
         with pytest.raises(RateLimiterUnavailableError, match="unavailable") as info:
             async with asyncio.timeout(2.0):  # the call's deadline
                 await limiter.acquire()
-        assert loop.time() - started < 1.0
+        # Not a timing figure: the 2 s deadline would have raised TimeoutError instead.
         assert isinstance(info.value, GtmhubError)
         assert info.value.attempts == 0
         await asyncio.to_thread(redis_server.start)
@@ -240,17 +238,14 @@ async def test_slow_redis_with_raise_fails_within_the_redis_timeout(
 ) -> None:
     admin = aredis.Redis.from_url(redis_server.url)
     limiter = RedisRateLimit.from_url(redis_server.url, 20, 0.5, redis_timeout=0.2).open(key="k")
-    loop = asyncio.get_running_loop()
     try:
         await limiter.acquire()
         await admin.execute_command("CLIENT", "PAUSE", "1500")
-        started = loop.time()
         with pytest.raises(RateLimiterUnavailableError, match=r"no answer within 0\.2 s"):
             async with asyncio.timeout(2.0):
                 await limiter.acquire()
-        # Not a speed figure: it gave up before the 1.5 s pause ended, i.e. did not wait
-        # for Redis (the 0.2 s timeout, with a wide margin for a loaded box).
-        assert loop.time() - started < 1.4
+        # No timing figure is needed: waiting out the 1.5 s pause would have returned a
+        # slot (no error), and the 2 s deadline would have raised TimeoutError.
     finally:
         await limiter.aclose()
         await admin.aclose()
@@ -434,6 +429,29 @@ async def test_a_429_with_nothing_counted_cuts_the_shared_rate_by_30_percent(
         assert start == pytest.approx(70)
     finally:
         await limiter.aclose()
+
+
+async def test_the_shared_backoff_doubles_for_429s_without_retry_after(
+    redis_server: RedisServer,
+) -> None:
+    limiter = RedisRateLimit.from_url(redis_server.url, 100).open(key="backoff")
+    admin = aredis.Redis.from_url(redis_server.url)
+    try:
+        gates = []
+        for _ in range(4):
+            await limiter.on_response(429, None)
+            await limiter.on_response(429, None)  # in flight: the gate was closed, no doubling
+            backoff, gate = await _redis_state(limiter, "backoff", "gate")
+            seconds, micros = await admin.time()
+            gates.append(round((gate - (seconds * 1e6 + micros)) / 1e6))
+            assert backoff / 1e6 == gates[-1]
+            # The gate reopens (as if its backoff had passed): the next 429 doubles it.
+            await admin.hset(limiter.redis_key, "gate", repr(seconds * 1e6 + micros - 1e3))
+            limiter._gate_until = -math.inf
+        assert gates == [1, 2, 4, 8]
+    finally:
+        await limiter.aclose()
+        await admin.aclose()
 
 
 async def test_an_isolated_503_closes_the_shared_gate_but_does_not_cut(
