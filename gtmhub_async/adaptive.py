@@ -39,7 +39,7 @@ logger = logging.getLogger("gtmhub_async.limits")
 
 @attrs.frozen
 class AdaptiveParams:
-    """The numbers of the adaptive rules, shared by the local and the Redis limiter."""
+    """Hold the numbers of the adaptive rules, shared by the local and the Redis limiter."""
 
     slack_fraction: float = 0.02  #: Pacing headroom, as a share of time_period ...
     slack_min: float = 0.015  #: ... and never under 15 ms (jitter of +-5 ms needs > 10 ms).

@@ -120,7 +120,7 @@ def _no_limit(t: float) -> float | None:
 
 @attrs.frozen
 class Scenario:
-    """What the server does and what the client asks for, over ``seconds``."""
+    """Describe what the server does and what the client asks for, over ``seconds``."""
 
     name: str
     max_rate: float
@@ -139,7 +139,7 @@ class Scenario:
 
 @attrs.frozen
 class SimResult:
-    """What a run produced: the server's log and the limiter's rate over time."""
+    """Hold what a run produced: the server's log and the limiter's rate over time."""
 
     log: list[tuple[float, int]]
     #: (relative time, limiter rate) every 0.25 s.
