@@ -123,3 +123,14 @@ def test_a_per_minute_limit_settles_under_its_hidden_limit() -> None:
     result = simulate(scenario, 7)
     assert result.accepted_rate(180, 3600) * 60 >= 0.9 * 20
     assert result.share(429, 180) < 0.02
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_hidden_limit_with_stray_503s_is_still_found(seed: int) -> None:
+    """The issue's CLI run: 250/s hidden under RateLimit(300), 3% of answers 503."""
+    scenario = Scenario("cli", 300, 30, limit=lambda t: 250, unavailable=0.03)
+    result = simulate(scenario, seed)
+    answered = sum(1 for t, s in result.log if 3 <= t < 30 and s != 429) / 27
+    assert answered >= 0.9 * 250
+    assert result.share(429, 3) < 0.02
+    assert result.limiter.core.confirmed
