@@ -10,6 +10,12 @@ server on 127.0.0.1 that records arrival times, then:
   prints the worst 1 s window over all arrivals, the worst 1 s window of the
   slots Redis granted (in Redis server time: what the limiter itself controls),
   the rate achieved and the slots given up by workers that woke up late;
+* runs the #13 scenarios 1-3 with 4 worker processes (an early throttle at
+  RedisRateLimit(50); 5% stray 503s at RedisRateLimit(100); a hidden limit of
+  30/s at RedisRateLimit(200)) and prints the slots Redis granted and the
+  requests delivered per second, over the target, from 5 s (1), 3 s (2) and
+  3 s (3), with the 429s: the wall-clock figures that tests/test_redis_limits.py
+  does not assert;
 * times sequential acquires of one coroutine with a limit too high to ever wait
   (so only the cost of the acquire itself is measured), for Redis and for the
   local limiter, and prints the added latency per acquire (median, p99).
@@ -42,6 +48,8 @@ COROUTINES = 50
 
 class _Arrivals:
     def __init__(self) -> None:
+        self.answer: Any = None  # (relative time) -> (status, headers) | None
+        self.statuses: list[int] = []
         self.times: list[float] = []
         self.slots: list[float] = []  # the slot Redis granted each request (its TIME)
         self.runner: web.AppRunner | None = None
@@ -51,6 +59,10 @@ class _Arrivals:
         self.times.append(time.monotonic())
         if "slot" in request.query:
             self.slots.append(float(request.query["slot"]))
+        special = None if self.answer is None else self.answer(self.times[-1] - self.times[0])
+        self.statuses.append(200 if special is None else special[0])
+        if special is not None:
+            return web.Response(status=special[0], headers=special[1])
         return web.Response(text="ok")
 
     async def start(self) -> None:
@@ -66,9 +78,17 @@ class _Arrivals:
             await self.runner.cleanup()
 
 
-async def _saturate(workers: int, redis_url: str, *, local: bool) -> dict[str, Any]:
+async def _saturate(
+    workers: int,
+    redis_url: str,
+    *,
+    local: bool,
+    rate: float = RATE,
+    duration: float = DURATION,
+    arrivals: _Arrivals | None = None,
+) -> dict[str, Any]:
     """Run ``workers`` processes against one arrivals server; summarise the arrivals."""
-    arrivals = _Arrivals()
+    arrivals = arrivals or _Arrivals()
     await arrivals.start()
     try:
         procs = [
@@ -77,10 +97,10 @@ async def _saturate(workers: int, redis_url: str, *, local: bool) -> dict[str, A
                     target=arrivals.url,
                     index=i,
                     redis_url=redis_url,
-                    rate=RATE,
+                    rate=rate,
                     period=1.0,
                     coroutines=COROUTINES,
-                    duration=DURATION,
+                    duration=duration,
                     local=int(local),
                 ),
                 stdin=asyncio.subprocess.PIPE,
@@ -116,6 +136,72 @@ async def _saturate(workers: int, redis_url: str, *, local: bool) -> dict[str, A
     }
 
 
+def _early_throttle() -> Any:
+    return lambda t: (429, {"Retry-After": "1"}) if 0.1 <= t < 0.4 else None
+
+
+def _stray_503s() -> Any:
+    import random
+
+    rng = random.Random(2)
+    return lambda t: (503, {"Retry-After": "0"}) if rng.random() < 0.05 else None
+
+
+def _hidden_30() -> Any:
+    import math
+
+    accepted: list[float] = []
+
+    def answer(t: float) -> tuple[int, dict[str, str]] | None:
+        while accepted and accepted[0] < t - 1.0:
+            accepted.pop(0)
+        if len(accepted) >= 30:
+            return 429, {"Retry-After": str(max(1, math.ceil(accepted[0] + 1.0 - t)))}
+        accepted.append(t)
+        return None
+
+    return answer
+
+
+#: name -> (answer factory, max_rate, duration, judged from, target rate)
+REDIS_SCENARIOS = {
+    "1 early throttle": (_early_throttle, 50.0, 8.0, 5.0, 50.0),
+    "2 stray 503s": (_stray_503s, 100.0, 6.0, 3.0, 100.0),
+    "3 hidden 30 at 200": (_hidden_30, 200.0, 9.0, 3.0, 30.0),
+}
+
+
+async def _scenarios(redis_url: str) -> list[dict[str, Any]]:
+    rows = []
+    for name, (factory, rate, duration, judged, target) in REDIS_SCENARIOS.items():
+        arrivals = _Arrivals()
+        arrivals.answer = factory()
+        await _saturate(4, redis_url, local=False, rate=rate, duration=duration, arrivals=arrivals)
+        t0 = min(arrivals.slots)
+        ok = {200, 503} if name.startswith("2") else {200}
+        used = [s - t0 for s, st in zip(arrivals.slots, arrivals.statuses, strict=True)]
+        span = duration - judged
+        slots = sum(1 for s in used if judged <= s < duration) / span
+        delivered = (
+            sum(
+                1
+                for s, st in zip(used, arrivals.statuses, strict=True)
+                if judged <= s < duration and st in ok
+            )
+            / span
+        )
+        rows.append(
+            {
+                "name": name,
+                "slots": slots / target,
+                "delivered": delivered / target,
+                "throttled": arrivals.statuses.count(429),
+                "judged": judged,
+            }
+        )
+    return rows
+
+
 async def _acquire_cost(redis_url: str, n: int) -> dict[str, tuple[float, float]]:
     """Time ``n`` sequential acquires that never wait, through Redis and locally."""
     out: dict[str, tuple[float, float]] = {}
@@ -144,6 +230,7 @@ async def _main(counts: list[int]) -> None:
         rows = [await _saturate(1, server.url, local=True)]
         for count in counts:
             rows.append(await _saturate(count, server.url, local=False))
+        scenarios = await _scenarios(server.url)
         cost = await _acquire_cost(server.url, 2000)
     print(
         f"\nSaturated: {COROUTINES} coroutines per process, max_rate {RATE} per 1 s, "
@@ -159,6 +246,13 @@ async def _main(counts: list[int]) -> None:
             f"{row['limiter']:<16} {row['workers']:>5} {row['requests']:>8} "
             f"{row['worst']:>9} {slots:>8} {row['rate']:>7.1f} {row['rate'] / RATE:>7.1%} "
             f"{row['forfeited']:>8}"
+        )
+    print("\n#13 scenarios, 4 processes x 50 coroutines (slots and delivered, per target)")
+    print(f"{'scenario':<20} {'from':>5} {'slots':>6} {'delivered':>9} {'429s':>5}")
+    for row in scenarios:
+        print(
+            f"{row['name']:<20} {row['judged']:>4g}s {row['slots']:>6.2f} "
+            f"{row['delivered']:>9.2f} {row['throttled']:>5}"
         )
     (lm, lp), (rm, rp) = cost["local"], cost["redis"]
     print("\nAcquire that never waits (2000 sequential), microseconds")

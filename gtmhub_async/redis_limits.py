@@ -16,7 +16,7 @@ tolerance of ``max_rate`` would let up to ~2x through a window at start, and a
 sliding log (ZSET) stores one member per request and makes waiters retry; the
 schedule needs one number and tells each waiter its exact time. ``now`` is the
 Redis server's ``TIME``, so the workers' clocks do not matter. The default slack
-is the local limiter's, read from ``AdaptiveRate``: ``max(2% of time_period, 15 ms)``.
+is the local limiter's, from ``adaptive.ADAPTIVE``: ``max(2% of time_period, 15 ms)``.
 
 Three things keep the schedule honest once the reply has left Redis:
 
@@ -43,25 +43,26 @@ put more than ``max_rate`` in a window, and neither did the arrivals. A worker s
 longer than the slack (a host far busier than that, a GC pause, a slow proxy on
 the way) can still push one window over; raise ``slack`` there.
 
-**The 429 gate and the adaptive rate are shared.** A throttle reported to any
-worker (``on_response``: a 429, or a 503 with Retry-After) runs the script in
-"throttle" mode: it pushes the gate's reopen time, stored in Redis, to
-``now + Retry-After`` (capped at ``MAX_GATE_SECONDS``; without Retry-After an
-exponential backoff of 1, 2, 4 ... 32 s), and, at most once per
-``time_period``, lowers the one rate of the key by 30% (the multiplicative
-decrease of ``limits.AdaptiveRate``) and starts its CUBIC recovery from the
-moment the gate reopens.
+**The gate and the adaptive rate are shared, with the rules of
+``gtmhub_async.adaptive``.** The script (``redis_script.lua``, package data) gets
+every number from ``adaptive.ADAPTIVE`` as ARGV and holds none of its own. A
+throttle reported to any worker (``on_response``: a 429, or a 503 with
+Retry-After) runs it in "throttle" mode: the gate's reopen time, stored in
+Redis, moves to ``now + Retry-After`` (capped; without Retry-After an exponential
+backoff), and, for a 429 (or a wave of 503s) with the gate open, at most once per
+``time_period``, the rate gets a tentative or confirmed level and climbs from
+the gate's reopening exactly as ``AdaptiveRate`` does.
 
-**Where this differs from AdaptiveRate** (``limits.py``, the reference; every
-constant below comes from there, none is copied):
+**Where this differs from AdaptiveRate** (deliberately):
 
-* *No 99% hold.* After a throttle the rate is always cut to ``_BETA`` (70%) of
-  the current rate and grows back along the same CUBIC curve (``_C_DOWN``,
-  ``_C_UP``). ``AdaptiveRate`` instead holds 99% of the answers the server
-  accepted over ``time_period + slack``; counting them here would cost a Redis
-  write per response, on every worker. The cost: under a server ceiling lower
-  than ``max_rate`` the shared rate saws between 70% and 100% of it instead of
-  holding just under it.
+* *What is counted.* ``AdaptiveRate`` counts the answers accepted in the last
+  window; counting them here would cost a Redis write per response on every
+  worker. The script counts instead the slots it granted (a ring of 50 buckets
+  per period, written by the acquire that already runs) in the period before the
+  slot of the worker's latest start, which is what the server let through before
+  the throttled request; a slot a worker gives up is taken off again on its next
+  call. A 503 wave is judged against the slots of the last period.
+* *Saturated* means that the reporting worker had coroutines waiting in acquire.
 * *No catch-up.* ``AdaptiveRate.catch_up`` (``slack / 4``) lets a start that a
   late timer delayed be made up on the next one. Here each worker reserves its
   next slot as soon as its previous one is used, so the schedule runs ahead of
@@ -102,7 +103,7 @@ import asyncio
 import hashlib
 import logging
 import math
-import time
+from importlib import resources
 from typing import Any, Final, Literal
 
 import attrs
@@ -112,28 +113,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
+# One definition of the shared rules and their numbers: gtmhub_async.adaptive.
+from gtmhub_async.adaptive import ADAPTIVE, is_throttle
 from gtmhub_async.errors import ClientStateError, RateLimiterUnavailableError
-
-# One definition of the shared math: limits.py. The default slack and the rate
-# floor are read from an AdaptiveRate built with the same max_rate and
-# time_period (RedisRateLimit._configure); the CUBIC and backoff constants are
-# limits.py's private module constants (the underscored names), imported on
-# purpose: a copy drifted once (_C_UP stayed at a draft's 1e-5 here after
-# limits.py settled on 3e-6). They reach the Lua script as ARGV, so the script
-# holds no constant of its own. The deliberate differences are listed once, in
-# the module docstring ("Where this differs from AdaptiveRate").
-from gtmhub_async.limits import (
-    _BACKOFF_FIRST,
-    _BACKOFF_MAX,
-    _BETA,
-    _C_DOWN,
-    _C_UP,
-    MAX_GATE_SECONDS,
-    AdaptiveRate,
-    Limiter,
-    RateLimit,
-    is_throttle,
-)
+from gtmhub_async.limits import Limiter, RateLimit
 
 __all__ = ["RedisLimiter", "RedisLimiterStats", "RedisRateLimit"]
 
@@ -146,110 +129,9 @@ DEFAULT_PREFIX: Final = "gtmhub_async:rate"
 
 _US = 1_000_000.0
 
-# One script, three modes; all times are server microseconds (TIME), stored with
-# %.17g so that 16-digit timestamps survive the round trip through a string.
-_SCRIPT: Final = """
-local key = KEYS[1]
-local mode = ARGV[1]
-local max_rate = tonumber(ARGV[2])
-local span = tonumber(ARGV[3])
-local period = tonumber(ARGV[4])
-local floor = tonumber(ARGV[5])
-local workers = tonumber(ARGV[6])
-local ttl = tonumber(ARGV[7])
-local last_seen = tonumber(ARGV[8])
-local rejoin = tonumber(ARGV[9])
-local delay = tonumber(ARGV[10])
-local max_gate = tonumber(ARGV[11])
-local beta = tonumber(ARGV[12])
-local c_down = tonumber(ARGV[13])
-local c_up = tonumber(ARGV[14])
-local backoff_first = tonumber(ARGV[15])
-local backoff_max = tonumber(ARGV[16])
-
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local f = redis.call('HMGET', key, 'tat', 'gate', 'rec', 'wmax', 'wmin', 'k', 'epoch',
-                     'lastdec', 'streak', 'backoff')
-local fresh = not f[1]
-local tat = tonumber(f[1]) or 0
-local gate = tonumber(f[2]) or 0
-local rec = tonumber(f[3]) or 0
-local wmax = tonumber(f[4]) or max_rate
-local wmin = tonumber(f[5]) or max_rate
-local k = tonumber(f[6]) or 0
-local epoch = tonumber(f[7]) or 0
-local lastdec = tonumber(f[8]) or 0
-local streak = tonumber(f[9]) or 0
-local backoff = tonumber(f[10]) or 0
-
-local function num(x) return string.format('%.17g', x) end
-
-local function rate(at)
-  if wmin >= max_rate then return max_rate end
-  local x = math.max(0, (at - epoch) / 1000000)
-  local w
-  if x < k then
-    w = wmax - c_down * wmax * (k - x) ^ 3
-  else
-    w = wmax + c_up * wmax * (x - k) ^ 3
-  end
-  if w >= max_rate then return max_rate end
-  return math.max(floor, w)
-end
-
-local function expire()
-  local horizon = math.max(tat, gate, rec, now)
-  redis.call('PEXPIRE', key, math.ceil((horizon - now) / 1000) + ttl)
-end
-
-if mode == 'check' then
-  return {math.max(0, gate - now), now}
-end
-
-if mode == 'acquire' then
-  if fresh and last_seen > 0 then
-    -- An empty key right after a slot this worker was given: Redis lost its
-    -- state (a restart). Start the new schedule a whole window after it.
-    tat = math.max(tat, last_seen + span)
-  end
-  if rejoin > 0 then rec = math.max(rec, now + rejoin) end
-  local start = math.max(now, tat, gate)
-  local interval = span / rate(start)
-  if start < rec then interval = interval * workers end
-  tat = start + interval
-  redis.call('HSET', key, 'tat', num(tat), 'rec', num(rec))
-  expire()
-  return {start - now, start, now}
-end
-
-if mode == 'throttle' then
-  local was_open = now >= gate
-  if was_open and delay < 0 then
-    if now - gate >= math.max(period, backoff) then streak = 0 end
-    backoff = math.min(backoff_first * 2 ^ streak, backoff_max)
-    streak = streak + 1
-  end
-  local d
-  if delay < 0 then d = backoff else d = math.min(delay, max_gate) end
-  if was_open and now - lastdec >= period then
-    local current = rate(now)
-    wmax = current
-    wmin = math.max(floor, current * beta)
-    k = ((wmax - wmin) / (c_down * wmax)) ^ (1 / 3)
-    lastdec = now
-  end
-  gate = math.max(gate, now + d)
-  epoch = math.max(epoch, gate)
-  redis.call('HSET', key, 'tat', num(tat), 'gate', num(gate), 'rec', num(rec),
-             'wmax', num(wmax), 'wmin', num(wmin), 'k', num(k), 'epoch', num(epoch),
-             'lastdec', num(lastdec), 'streak', num(streak), 'backoff', num(backoff))
-  expire()
-  return {gate - now, was_open and 1 or 0, math.floor(rate(gate) * 1000)}
-end
-
-return redis.error_reply('unknown mode ' .. tostring(mode))
-"""
+# One script, three modes (gtmhub_async/redis_script.lua, package data); every
+# number it uses comes from ARGV.
+_SCRIPT: Final = (resources.files("gtmhub_async") / "redis_script.lua").read_text("utf-8")
 
 _SCRIPT_SHA: Final = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
@@ -441,12 +323,11 @@ class RedisRateLimit:
         self.redis_timeout = _number("redis_timeout", redis_timeout)
         self.idle_ttl = _number("idle_ttl", idle_ttl)
         self.probe_interval = _number("probe_interval", probe_interval)
-        # The local limiter's own math gives the defaults: slack = max(2% of
+        # The shared parameter set gives the defaults: slack = max(2% of
         # time_period, 15 ms), floor = 1% of max_rate (at least 1, at most max_rate).
-        reference = AdaptiveRate(self.max_rate, self.time_period, clock=time.monotonic)
-        self._floor = reference.floor
+        self._floor = ADAPTIVE.floor(self.max_rate)
         if slack is None:
-            slack = reference.slack
+            slack = ADAPTIVE.slack(self.time_period)
         self.slack = _number("slack", slack)
         if self.idle_ttl < self.time_period + self.slack:
             raise ValueError(
@@ -517,6 +398,8 @@ class RedisLimiter:
         self._min_rtt = math.inf
         self._last_slot = 0  # server microseconds of the last slot Redis gave this worker
         self._granted: float | None = None  # server seconds of the slot of the last acquire
+        self._forfeit_slot = 0  # server microseconds of a slot given up, told on the next call
+        self._waiting = 0  # coroutines inside acquire(): "saturated" when a throttle comes
         self._gate_until = -math.inf  # loop time: this worker's own view of the gate
         # The local fallback ("local" mode).
         self._fallback: Limiter | None = None
@@ -563,9 +446,20 @@ class RedisLimiter:
         if self._closed:
             raise ClientStateError("the rate limiter is closed")
 
-    async def _eval(self, mode: str, *, rejoin: float = 0.0, delay: float = -1.0) -> list[int]:
+    async def _eval(
+        self,
+        mode: str,
+        *,
+        rejoin: float = 0.0,
+        delay: float = -1.0,
+        status: int = 429,
+        saturated: bool = False,
+    ) -> list[int]:
         """Run the script once, loading it first if Redis does not know it."""
         cfg = self.config
+        p = ADAPTIVE
+        forfeit, self._forfeit_slot = self._forfeit_slot, 0
+        slot = 0 if self._granted is None else round(self._granted * _US)
         args = (
             mode,
             repr(cfg.max_rate),
@@ -577,12 +471,22 @@ class RedisLimiter:
             str(self._last_slot),
             repr(rejoin * _US),
             repr(delay * _US if delay >= 0 else -1.0),
-            repr(MAX_GATE_SECONDS * _US),
-            repr(_BETA),
-            repr(_C_DOWN),
-            repr(_C_UP),
-            repr(_BACKOFF_FIRST * _US),
-            repr(_BACKOFF_MAX * _US),
+            repr(p.max_gate * _US),
+            repr(p.beta),
+            repr(p.hold),
+            repr(p.confirm_band),
+            repr(p.doubling_periods),
+            repr(p.recovery_periods),
+            repr(p.probe_first),
+            repr(p.probe_max),
+            repr(p.wave_share),
+            str(p.wave_min),
+            repr(p.backoff_first * _US),
+            repr(p.backoff_max * _US),
+            str(status),
+            str(slot),
+            "1" if saturated else "0",
+            str(forfeit),
         )
         client = self._client
         try:
@@ -617,6 +521,13 @@ class RedisLimiter:
         self._check_open()
         if asyncio.get_running_loop() is not self._loop:
             raise ClientStateError("the rate limiter was opened on another event loop")
+        self._waiting += 1
+        try:
+            await self._acquire()
+        finally:
+            self._waiting -= 1
+
+    async def _acquire(self) -> None:
         async with self._lock:
             while True:
                 self._check_open()
@@ -663,10 +574,12 @@ class RedisLimiter:
                 if gate_us > 0:
                     # A 429 closed the gate while this worker slept: the slot is void.
                     self._forfeited += 1
+                    self._forfeit_slot = slot
                     continue
             late = (loop.time() - t0) - wait - trips * self._min_rtt
             if late > self._tolerance:
                 self._forfeited += 1
+                self._forfeit_slot = slot
                 logger.debug("woke up %.1f ms late for a slot: reserving another", late * 1e3)
                 continue
             self._granted = slot / _US
@@ -733,12 +646,15 @@ class RedisLimiter:
         now = self._loop.time()
         if retry_after is not None and retry_after > 0:
             # This worker pauses at once, even if Redis cannot be told.
-            self._gate_until = max(self._gate_until, now + min(retry_after, MAX_GATE_SECONDS))
+            self._gate_until = max(self._gate_until, now + min(retry_after, ADAPTIVE.max_gate))
         if self._local or self._closed:
             return
         try:
             gate_us, was_open, _ = await self._eval(
-                "throttle", delay=-1.0 if retry_after is None else max(retry_after, 0.0)
+                "throttle",
+                delay=-1.0 if retry_after is None else max(retry_after, 0.0),
+                status=status,
+                saturated=self._waiting > 0,
             )
         except _Unavailable as exc:
             # The answer is in hand: failing the call for it would turn a retryable
