@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import aiohttp
 import attrs
+from yarl import URL
 
 from gtmhub_async.errors import (
     ApiError,
@@ -81,12 +82,15 @@ class Session:
 
     __slots__ = (
         "_base_url",
+        "_connect_timeout",
         "_headers",
         "_http",
         "_limiter",
         "_quota",
         "_retry",
         "_rng",
+        "_root",
+        "_root_path",
         "_timeout",
         "stats",
     )
@@ -96,7 +100,7 @@ class Session:
         http: aiohttp.ClientSession,
         *,
         base_url: str,
-        headers: Mapping[str, str],
+        headers: Mapping[str, str] | None,
         limiter: Limiter | None,
         retry: RetryPolicy,
         timeout: float,
@@ -104,7 +108,12 @@ class Session:
     ) -> None:
         self._http = http
         self._base_url = base_url
-        self._headers = dict(headers)
+        # None: the aiohttp session carries them (merged once, not on every request).
+        self._headers = None if headers is None else dict(headers)
+        root = URL(base_url)
+        self._root = root
+        self._root_path = root.raw_path.rstrip("/")
+        self._connect_timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT)
         self._limiter = limiter
         self._retry = retry
         self._timeout = timeout
@@ -177,12 +186,17 @@ class Session:
     async def _attempt(self, prepared: PreparedRequest, remaining: float) -> Answer | SendFailure:
         # No sock_read timer: the call's deadline (timeout_at in call()) already bounds a
         # stalled answer, and a read timer costs two reschedules per request for nothing.
-        timeout = aiohttp.ClientTimeout(total=None, connect=min(remaining, CONNECT_TIMEOUT))
+        timeout = (
+            self._connect_timeout
+            if remaining >= CONNECT_TIMEOUT
+            else aiohttp.ClientTimeout(total=None, connect=remaining)
+        )
         try:
             return await send_once(
                 self._http,
                 prepared.method,
-                self._url(prepared),
+                # Built from the parsed root: the path is quoted already (build_request).
+                self._root.with_path(self._root_path + prepared.path, encoded=True),
                 query=prepared.query,
                 headers=self._headers,
                 body=prepared.body,
