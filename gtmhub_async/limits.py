@@ -56,23 +56,6 @@ MAX_GATE_SECONDS = ADAPTIVE.max_gate
 class Limiter(Protocol):
     """A running limiter shared by every request of one client."""
 
-    def try_acquire(self) -> bool:
-        """Take a start slot if one is free now, without waiting; return whether it did.
-
-        The synchronous fast path of ``acquire()`` (no coroutine, no allocation):
-        False means "await ``acquire()``", which also reports a closed limiter or a
-        foreign loop. It never jumps the queue: with waiters it is always False.
-        """
-        if self._waiters or self._closed:
-            return False
-        now = self._loop.time()
-        if now < self._next_start or now < self.core.gate_until:
-            return False
-        if asyncio.get_running_loop() is not self._loop:
-            return False
-        self._grant(now)
-        return True
-
     async def acquire(self) -> None:
         """Wait until a request may start: a free start slot and an open 429 gate."""
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from test_limits import VirtualClockLoop, run  # tests/ is on sys.path
 
 from gtmhub_async.errors import ClientStateError
 from gtmhub_async.limits import LocalLimiter, RateLimit
-from test_limits import VirtualClockLoop, run  # tests/ is on sys.path
 
 
 def _open(max_rate: float, period: float = 1.0) -> LocalLimiter:
