@@ -20,7 +20,7 @@ from gtmhub_async.errors import (
     TransportError,
     UnknownOutcomeError,
 )
-from gtmhub_async.limits import Limiter
+from gtmhub_async.limits import Limiter, LocalLimiter
 from gtmhub_async.retry import RetryPolicy, RetryQuota
 from gtmhub_async.routes import Call, Route
 from gtmhub_async.transport import Answer, SendFailure, send_once
@@ -83,6 +83,7 @@ class Session:
     __slots__ = (
         "_base_url",
         "_connect_timeout",
+        "_fast",
         "_headers",
         "_http",
         "_limiter",
@@ -115,6 +116,15 @@ class Session:
         self._root_path = root.raw_path.rstrip("/")
         self._connect_timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT)
         self._limiter = limiter
+        # A LocalLimiter whose hooks are its own is used through its synchronous fast
+        # paths; a subclass that overrides acquire or on_response hears every request.
+        self._fast: LocalLimiter | None = (
+            limiter
+            if isinstance(limiter, LocalLimiter)
+            and type(limiter).acquire is LocalLimiter.acquire
+            and type(limiter).on_response is LocalLimiter.on_response
+            else None
+        )
         self._retry = retry
         self._timeout = timeout
         self._quota = RetryQuota()
@@ -132,14 +142,32 @@ class Session:
         _LAST_CALL.set(state)
         try:
             async with asyncio.timeout_at(deadline):
+                limiter, fast = self._limiter, self._fast
                 while True:
-                    if self._limiter is not None:
-                        await self._limiter.acquire()
+                    if limiter is not None and (fast is None or not fast.try_acquire()):
+                        await limiter.acquire()
                     state.attempt += 1
                     self.stats.attempts += 1
                     state.in_flight = True
                     answer = await self._attempt(prepared, deadline - loop.time())
                     state.in_flight = False
+                    if (
+                        type(answer) is Answer
+                        and 200 <= answer.status < 300
+                        and (limiter is None or fast is not None)
+                    ):
+                        # A 2xx answer: what _next_delay does for it, without a coroutine.
+                        if fast is not None:
+                            fast.heard(answer.status, None)
+                        self._quota.give_back(state.spent or 1)
+                        return parse_response(
+                            route,
+                            answer.status,
+                            answer.headers,
+                            answer.body,
+                            method=prepared.method,
+                            url=self._url(prepared),
+                        )
                     delay = await self._next_delay(prepared, answer, state, deadline)
                     if delay is None:
                         assert isinstance(answer, Answer)
@@ -231,7 +259,9 @@ class Session:
         retry_after = None
         if status in (429, 503):
             retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-        if self._limiter is not None:
+        if self._fast is not None:
+            self._fast.heard(status, retry_after)
+        elif self._limiter is not None:
             await self._limiter.on_response(status, retry_after)
         if status < 400:
             # botocore's rule: a success refunds what its retries cost, or one token.

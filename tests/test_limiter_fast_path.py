@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
+import attrs
+import orjson
 import pytest
+from aioresponses import aioresponses
 from test_limits import VirtualClockLoop, run  # tests/ is on sys.path
 
+from gtmhub_async import GtmhubClient
 from gtmhub_async.errors import ClientStateError
-from gtmhub_async.limits import LocalLimiter, RateLimit
+from gtmhub_async.limits import Limiter, LimiterFactory, LocalLimiter, RateLimit
+
+TOKEN = "secret-token-123"
+ACCOUNT = "5be26318e5274a0007f17f61"
+BASE = "https://api.example.com/api"
+KPI_ID = "5e8c27e3dcdddaa4addbdee8"
+ANY = re.compile(r".*")
+KPI = orjson.dumps({"id": KPI_ID, "name": "Revenue"})
 
 
 def _open(max_rate: float, period: float = 1.0) -> LocalLimiter:
@@ -103,3 +115,67 @@ def test_heard_does_what_on_response_does() -> None:
 
     first, second = run(main)
     assert first == second == (1, 1, 2.0)
+
+
+class _CountsAcquires(LocalLimiter):
+    """A subclass that overrides acquire(): it must see every request."""
+
+    __slots__ = ("acquires",)
+
+    def __init__(self, config: RateLimit, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(config, loop)
+        self.acquires = 0
+
+    async def acquire(self) -> None:
+        self.acquires += 1
+        await super().acquire()
+
+
+class _CountsAnswers(LocalLimiter):
+    """A subclass that overrides on_response(): it must hear every answer."""
+
+    __slots__ = ("answers",)
+
+    def __init__(self, config: RateLimit, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(config, loop)
+        self.answers: list[int] = []
+
+    async def on_response(self, status: int, retry_after: float | None) -> None:
+        self.answers.append(status)
+        await super().on_response(status, retry_after)
+
+
+@attrs.frozen
+class _Opens:
+    cls: type[LocalLimiter]
+
+    def open(self, *, key: str) -> Limiter:
+        return self.cls(RateLimit(1000), asyncio.get_running_loop())
+
+
+async def _three_gets(rate_limit: LimiterFactory) -> Limiter | None:
+    with aioresponses() as mocked:
+        mocked.get(ANY, body=KPI, repeat=True)
+        async with GtmhubClient(TOKEN, ACCOUNT, base_url=BASE, rate_limit=rate_limit) as c:
+            for _ in range(3):
+                assert (await c.kpis.get(KPI_ID)).id == KPI_ID
+            return c.limiter
+
+
+async def test_a_subclass_that_overrides_acquire_sees_every_request() -> None:
+    limiter = await _three_gets(_Opens(_CountsAcquires))
+    assert isinstance(limiter, _CountsAcquires)
+    assert limiter.acquires == 3
+
+
+async def test_a_subclass_that_overrides_on_response_hears_every_answer() -> None:
+    limiter = await _three_gets(_Opens(_CountsAnswers))
+    assert isinstance(limiter, _CountsAnswers)
+    assert limiter.answers == [200, 200, 200]
+
+
+async def test_the_fast_paths_count_every_request() -> None:
+    limiter = await _three_gets(RateLimit(1000))
+    assert isinstance(limiter, LocalLimiter)
+    assert (limiter.stats.acquired, limiter.stats.waits) == (3, 0)
+    assert limiter.core.accepted_in_window() == 3

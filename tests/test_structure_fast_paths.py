@@ -107,6 +107,6 @@ class _Checked:
 
 def test_a_model_with_a_validator_is_built_through_its_init() -> None:
     read = make_structure_fn(_Checked, camel, lambda tp: lambda v: v)
-    assert read({"count": 2}).count == 2
+    assert read({"count": 2}, _Checked).count == 2
     with pytest.raises(ValueError, match="count must not be negative"):
-        read({"count": -1})
+        read({"count": -1}, _Checked)
