@@ -13,6 +13,7 @@ import aiohttp
 import attrs
 from yarl import URL
 
+from gtmhub_async.deadline import Deadlines
 from gtmhub_async.errors import (
     ApiError,
     DeadlineExceededError,
@@ -83,6 +84,7 @@ class Session:
     __slots__ = (
         "_base_url",
         "_connect_timeout",
+        "_deadlines",
         "_fast",
         "_headers",
         "_http",
@@ -128,6 +130,7 @@ class Session:
         self._retry = retry
         self._timeout = timeout
         self._quota = RetryQuota()
+        self._deadlines = Deadlines()
         self._rng = rng or random.Random()
         self.stats = ClientStats()
 
@@ -141,7 +144,8 @@ class Session:
         state = _CallState()
         _LAST_CALL.set(state)
         try:
-            async with asyncio.timeout_at(deadline):
+            # asyncio.timeout_at's rules, with one loop timer per client (deadline.py).
+            with self._deadlines.at(deadline):
                 limiter, fast = self._limiter, self._fast
                 while True:
                     if limiter is not None and (fast is None or not fast.try_acquire()):
