@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import csv
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -21,10 +22,12 @@ from typing import IO, Any, Final
 from gtmhub_async.cli.app import EXIT_USAGE, fail
 from gtmhub_async.cli.rows import REQUIRED, BadRow, SnapshotRow, column, parse_row, show
 
-__all__ = ["SnapshotFile", "read_snapshot_rows"]
+__all__ = ["CHUNK", "SnapshotFile", "read_snapshot_rows"]
 
-_CHUNK: Final = 1 << 20
+#: Bytes read at a time while checking a file: what reading it costs in memory.
+CHUNK: Final = 1 << 16
 _BOM: Final = "\ufeff"
+_NOT_SPACE: Final = re.compile(r"\S")
 
 
 def _open_binary(path: str) -> IO[bytes]:
@@ -49,7 +52,7 @@ def _scan(source: IO[bytes], name: str, spool: IO[bytes] | None) -> str | None:
     offset = 0
     first: str | None = None
     while True:
-        chunk = source.read(_CHUNK)
+        chunk = source.read(CHUNK)
         pending = len(decoder.getstate()[0])
         try:
             text = decoder.decode(chunk, final=not chunk)
@@ -59,8 +62,9 @@ def _scan(source: IO[bytes], name: str, spool: IO[bytes] | None) -> str | None:
         if spool is not None:
             spool.write(chunk)
         if first is None:
-            stripped = (text.removeprefix(_BOM) if offset == 0 else text).lstrip()
-            first = stripped[:1] or None
+            start = 1 if offset == 0 and text.startswith(_BOM) else 0
+            found = _NOT_SPACE.search(text, start)
+            first = found.group() if found else None
         offset += len(chunk)
         if not chunk:
             return first
