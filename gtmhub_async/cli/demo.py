@@ -137,6 +137,7 @@ def demo(
     absent. Exits 0 when every snapshot is on the server exactly once; 1 when any
     failed, is still unknown, or reads back wrong.
     """
+    # Flags to keywords one to one, as fake-server does: alike by shape, not by logic.
     config = DemoConfig(
         kpis=n_kpis,
         days=days,

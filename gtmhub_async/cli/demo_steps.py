@@ -52,6 +52,7 @@ _RECONCILE_ROUNDS: Final = 5
 class DemoConfig:
     """The demo's knobs: sizes, the fake server's rate limit and latency, faults, seed."""
 
+    # A plain list of fields with defaults (its shape resembles session.py's settings).
     kpis: int = 30
     days: int = 365
     #: The fake's rate limit, requests per second; the client is configured with the same.

@@ -94,6 +94,7 @@ def fake_server(
         click.echo(f"export GTMHUB_ACCOUNT_ID={fake.account_id}")
         click.echo("Press Ctrl-C to stop.", err=True)
 
+    # Flags to keywords one to one, as demo does: alike by shape, not by logic.
     run(
         serve_fake(
             host=host,

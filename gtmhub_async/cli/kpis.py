@@ -123,6 +123,7 @@ def kpis_get(api: ApiOptions, kpi_id: str, plain_text: bool) -> None:
 @kpis.command("create")
 @click.option("--name", required=True, help="The KPI's name.")
 @click.option("--owner", "owners", multiple=True, metavar="ID", help="Owner id (repeatable).")
+# One click.Choice per enum of the model (--aggregation, --target-operator): alike by shape.
 @click.option(
     "--aggregation",
     type=click.Choice([a.value for a in Aggregation]),

@@ -138,6 +138,8 @@ async def upload_rows(
     outcome = UploadRun(result, 0.0)
     try:
         async with client:
+            # The flags forwarded by name to the SDK's upload_snapshots, whose own signature
+            # (resources.py) lists the same keywords: the repetition is the call itself.
             await client.kpis.upload_snapshots(
                 items,
                 concurrency=concurrency,
