@@ -158,3 +158,35 @@ def test_a_json_value_is_checked_by_the_models_validator(tmp_path: Path) -> None
     reasons = [getattr(r, "reason", None) for r in rows[1:]]
     assert reasons[0] == "value must be a JSON number, got false"
     assert reasons[1] is not None and reasons[1].startswith("not valid JSON")
+
+
+def test_a_directory_or_an_unopenable_path_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(CliError) as info, SnapshotFile.open(str(tmp_path)):
+        pass
+    assert (info.value.message, info.value.code) == (
+        f"{tmp_path} is a directory, not a snapshot file",
+        EXIT_USAGE,
+    )
+    plain = tmp_path / "plain.csv"
+    plain.write_text("kpi_id,date,value\n")
+    beneath = plain / "x.csv"
+    with pytest.raises(CliError) as info, SnapshotFile.open(str(beneath)):
+        pass
+    assert (info.value.message, info.value.code) == (
+        f"cannot open {beneath}: Not a directory",
+        EXIT_USAGE,
+    )
+
+
+def test_bad_utf8_on_stdin_leaves_no_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = CliRunner().invoke(
+        cli, ["snapshots", "upload", "-", "--dry-run"], input=b"kpi_id,date,value\n\xfe\n"
+    )
+    assert result.exit_code == EXIT_USAGE
+    assert result.stderr == (
+        "gtmhub-async: error: - is not UTF-8 text (invalid start byte at byte 18)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
