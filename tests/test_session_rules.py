@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import selectors
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 from aioresponses import CallbackResult, aioresponses
+from virtual_time import run
 
 from gtmhub_async import (
     DeadlineExceededError,
@@ -27,7 +27,6 @@ from gtmhub_async import (
 from gtmhub_async.limits import Limiter
 from gtmhub_async.session import ClientStats, last_call_in_flight
 
-T = TypeVar("T")
 TOKEN = "secret-token-123"
 ACCOUNT = "5be26318e5274a0007f17f61"
 BASE = "https://api.example.com/api"
@@ -36,44 +35,6 @@ ANY = re.compile(r".*")
 KPI = orjson.dumps({"id": KPI_ID, "name": "Revenue"})
 SNAPSHOT = orjson.dumps({"id": KPI_ID, "kpiId": KPI_ID, "group": "2026-11-01", "value": 1.0})
 FAST = RetryPolicy(backoff_base=0.0)
-
-
-class _JumpingSelector(selectors.DefaultSelector):
-    """Poll without blocking; when nothing is ready, jump the clock to the next timer."""
-
-    def __init__(self, loop: VirtualClockLoop) -> None:
-        super().__init__()
-        self._vloop = loop
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        ready: list[Any] = super().select(0)
-        if ready:
-            return ready
-        if timeout is None:
-            raise RuntimeError("deadlock: nothing is scheduled and nothing can wake the loop")
-        self._vloop.now += max(timeout, 1e-6)
-        return ready
-
-
-class VirtualClockLoop(asyncio.SelectorEventLoop):
-    """An event loop whose time jumps to the next timer instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        super().__init__(_JumpingSelector(self))
-
-    def time(self) -> float:
-        return self.now
-
-
-def run(main: Callable[[], Awaitable[T]]) -> T:
-    """Run ``main()`` on a fresh virtual-time loop."""
-
-    async def wrapper() -> T:
-        return await main()
-
-    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
-        return runner.run(wrapper())
 
 
 class RecordingLimiter:
