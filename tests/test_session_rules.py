@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 from collections.abc import Callable
 from datetime import date
@@ -19,6 +20,7 @@ from gtmhub_async import (
     GtmhubClient,
     GtmhubError,
     KpiSnapshotRequest,
+    RateLimitError,
     RetryPolicy,
     ServerError,
     TransportError,
@@ -260,3 +262,111 @@ def test_each_attempt_may_wait_for_a_connection_only_within_the_time_left() -> N
     # 30 s call: 10 s at most per attempt; 2.5 s call: 2.5 s, then 1.5 s after a 1 s answer.
     expected = [0.5, 1.5, 2.5, 10.0, 10.0, 10.0, 10.0]
     assert connects == pytest.approx(expected, abs=0.01)
+
+
+async def test_each_failure_says_what_failed_after_how_many_attempts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="gtmhub_async")
+    path = f"/v1/kpis/{KPI_ID}"
+    two = RetryPolicy(max_attempts=2, backoff_base=0.0)
+    with aioresponses() as mocked:
+        mocked.add(ANY, "GET", exception=aiohttp.ServerDisconnectedError(), repeat=True)
+        async with client(retry=two) as c:
+            with pytest.raises(TransportError) as disconnected:
+                await c.kpis.get(KPI_ID)
+    with aioresponses() as mocked:
+        mocked.add(ANY, "GET", exception=TimeoutError(), repeat=True)
+        async with client(retry=RetryPolicy(max_attempts=1)) as c:
+            with pytest.raises(TransportError) as timed_out:
+                await c.kpis.get(KPI_ID)
+    with aioresponses() as mocked:
+        mocked.add(ANY, "POST", status=500, body=b'{"message": "oops"}')
+        async with client() as c:
+            with pytest.raises(UnknownOutcomeError) as unknown:
+                await c.kpis.create_snapshot(KPI_ID, snapshot())
+    assert str(disconnected.value) == (
+        f"GET {path} failed after 2 attempts: ServerDisconnectedError: Server disconnected"
+    )
+    assert disconnected.value.attempts == 2
+    assert str(timed_out.value) == f"GET {path} failed after 1 attempt: TimeoutError: TimeoutError"
+    assert (timed_out.value.method, timed_out.value.url) == ("GET", BASE + path)
+    assert str(unknown.value) == (
+        f"POST {path}/snapshots may have been applied: the server answered 500. It was not "
+        "sent again, because sending it twice could apply it twice; check the server "
+        "before retrying it yourself"
+    )
+    assert (unknown.value.method, unknown.value.url) == ("POST", f"{BASE}{path}/snapshots")
+    cause = unknown.value.response_error
+    assert cause is unknown.value.__cause__
+    assert isinstance(cause, ServerError) and str(cause) == (
+        f"HTTP 500 (POST {BASE}{path}/snapshots): oops"
+    )
+    assert [r.getMessage() for r in caplog.records] == [
+        f"retrying GET {path} (attempt 2 of 2) in 0.00 s"
+    ]
+
+
+def test_a_deadline_after_two_attempts_counts_both() -> None:
+    async def main() -> DeadlineExceededError:
+        async def stall(url: Any, **kwargs: Any) -> CallbackResult:
+            await asyncio.sleep(100.0)
+            raise AssertionError("unreachable")
+
+        with aioresponses() as mocked:
+            mocked.add(ANY, "GET", status=503)
+            mocked.add(ANY, "GET", callback=stall)
+            async with client() as c:
+                with pytest.raises(DeadlineExceededError) as info:
+                    await c.kpis.get(KPI_ID, timeout=3.0)
+        return info.value
+
+    error = run(main)
+    assert str(error) == (
+        f"GET /v1/kpis/{KPI_ID} did not complete within its time budget of 3 s (2 attempts)"
+    )
+    assert error.attempts == 2
+    assert (error.method, error.url) == ("GET", f"{BASE}/v1/kpis/{KPI_ID}")
+
+
+async def test_a_retry_after_as_long_as_the_cap_is_waited_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr("gtmhub_async.session.asyncio.sleep", fake_sleep)
+    policy = RetryPolicy(max_retry_after=5.0, backoff_base=0.0)
+    with aioresponses() as mocked:
+        mocked.add(ANY, "GET", status=429, headers={"Retry-After": "5"})
+        mocked.add(ANY, "GET", status=429, headers={"Retry-After": "6"}, body=b'{"message": "no"}')
+        async with client(retry=policy, timeout=30.0) as c:
+            with pytest.raises(RateLimitError) as info:
+                await c.kpis.get(KPI_ID)
+    assert slept == [5.0]
+    assert str(info.value) == (
+        f"HTTP 429 (GET {BASE}/v1/kpis/{KPI_ID}): no (Retry-After 6 s is longer than the "
+        "5 s this call may still wait)"
+    )
+    assert info.value.attempts == 2
+
+
+def test_a_retry_after_past_the_deadline_names_the_time_left() -> None:
+    async def main() -> RateLimitError:
+        with aioresponses() as mocked:
+            mocked.add(ANY, "GET", status=429, headers={"Retry-After": "20"}, body=b"{}")
+            async with client(timeout=10.0) as c:
+                with pytest.raises(RateLimitError) as info:
+                    await c.kpis.get(KPI_ID)
+        return info.value
+
+    error = run(main)
+    assert str(error).endswith(
+        "(Retry-After 20 s is longer than the 10 s this call may still wait)"
+    )
+
+
+def test_no_call_no_request_in_flight() -> None:
+    assert contextvars.Context().run(last_call_in_flight) is False
