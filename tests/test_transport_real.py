@@ -9,16 +9,22 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from gtmhub_async import (
+    GtmhubClient,
     KpiSnapshotRequest,
     RetryPolicy,
     TransportError,
+    UnexpectedRedirectError,
     UnknownOutcomeError,
 )
 from gtmhub_async.testing import FakeGtmhub, Faults
 
 ONE = RetryPolicy(max_attempts=1)
+ACCOUNT = "5be26318e5274a0007f17f61"
+KPI_ID = "5e8c27e3dcdddaa4addbdee8"
 FAST = RetryPolicy(backoff_base=0.0)
 
 
@@ -114,3 +120,28 @@ async def test_an_attempt_waits_for_a_pooled_connection_only_up_to_the_connect_t
         f"POST /v1/kpis/{kpi['id']}/snapshots failed after 1 attempt: ConnectionTimeoutError"
     )
     assert [r.method for r in fake.requests] == ["GET"]
+
+
+async def test_a_redirect_is_not_followed() -> None:
+    hits: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPFound("/api/v1/kpis/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.json_response({"id": KPI_ID})
+
+    app = web.Application()
+    app.router.add_get(f"/api/v1/kpis/{KPI_ID}", moved)
+    app.router.add_get("/api/v1/kpis/elsewhere", elsewhere)
+    async with TestServer(app, host="127.0.0.1") as server:
+        base = str(server.make_url("/api"))
+        client = GtmhubClient("tok", ACCOUNT, base_url=base, rate_limit=None, retry=ONE)
+        async with client:
+            with pytest.raises(UnexpectedRedirectError) as info:
+                await client.kpis.get(KPI_ID)
+    assert hits == [f"/api/v1/kpis/{KPI_ID}"]
+    assert info.value.status == 302
+    assert "unexpected redirect to /api/v1/kpis/elsewhere; not followed" in str(info.value)
