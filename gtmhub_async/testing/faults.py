@@ -53,7 +53,7 @@ def check_fault(fault: object) -> Fault:
     raise ValueError(f"unknown fault {fault!r}; use a status, None or one of {sorted(_KINDS)}")
 
 
-def abort_with_rst(transport: asyncio.BaseTransport) -> None:
+def abort_with_rst(transport: asyncio.Transport) -> None:
     """Close a server connection with a TCP reset: SO_LINGER 0, then close the socket."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
