@@ -16,6 +16,7 @@ from aioresponses import CallbackResult, aioresponses
 from virtual_time import run
 
 from gtmhub_async import (
+    BadRequestError,
     DeadlineExceededError,
     GtmhubClient,
     GtmhubError,
@@ -185,6 +186,7 @@ def test_a_deadline_while_the_limiter_hears_of_an_applied_post_is_an_unknown_out
     # The server applied it; the call did not hear so in time: the caller must not resend.
     assert type(error) is UnknownOutcomeError
     assert "time budget ran out after 2 s while the request was in flight" in str(error)
+    assert error.attempts == 1
     assert in_flight
     assert events == ["acquire", (201, None)]
 
@@ -227,6 +229,7 @@ async def test_a_success_gives_back_what_its_retries_cost_or_one_token() -> None
         mocked.add(ANY, "GET", status=500)
         mocked.add(ANY, "GET", status=502)
         mocked.add(ANY, "GET", status=200, body=KPI)
+        mocked.add(ANY, "GET", status=400)
         async with client() as c:
             with pytest.raises(ServerError):
                 await c.kpis.get(KPI_ID)
@@ -235,7 +238,11 @@ async def test_a_success_gives_back_what_its_retries_cost_or_one_token() -> None
             seen.append(available(c))
             await c.kpis.get(KPI_ID)
             seen.append(available(c))
-    assert seen == [485, 486, 486]
+            with pytest.raises(BadRequestError):
+                await c.kpis.get(KPI_ID)
+            seen.append(available(c))
+    # A 400 is no success: it gives nothing back.
+    assert seen == [485, 486, 486, 486]
 
 
 def test_each_attempt_may_wait_for_a_connection_only_within_the_time_left() -> None:
@@ -370,3 +377,31 @@ def test_a_retry_after_past_the_deadline_names_the_time_left() -> None:
 
 def test_no_call_no_request_in_flight() -> None:
     assert contextvars.Context().run(last_call_in_flight) is False
+
+
+def test_a_retry_after_of_exactly_the_time_left_is_waited_until_the_deadline() -> None:
+    async def main() -> GtmhubError:
+        with aioresponses() as mocked:
+            mocked.add(ANY, "GET", status=429, headers={"Retry-After": "10"})
+            async with client(timeout=10.0) as c:
+                with pytest.raises(GtmhubError) as info:
+                    await c.kpis.get(KPI_ID)
+        return info.value
+
+    # Virtual time stands still until the loop idles: exactly 10 s are left at the 429.
+    error = run(main)
+    assert type(error) is DeadlineExceededError
+    assert str(error).endswith("within its time budget of 10 s (1 attempt)")
+
+
+async def test_every_throttle_and_server_error_is_counted() -> None:
+    with aioresponses() as mocked:
+        for status in (429, 429, 503, 500):
+            mocked.add(ANY, "GET", status=status, headers={"Retry-After": "0"})
+        mocked.add(ANY, "GET", status=200, body=KPI)
+        async with client(retry=RetryPolicy(max_attempts=5, backoff_base=0.0)) as c:
+            await c.kpis.get(KPI_ID)
+            stats = c.stats
+    assert stats == ClientStats(
+        calls=1, attempts=5, retries=4, throttled=2, server_errors=2, transport_errors=0
+    )
