@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import pytest
 
-from gtmhub_async.wire import parse_retry_after
+from gtmhub_async.errors import RateLimitError
+from gtmhub_async.wire import api_error, parse_retry_after
 
 NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
 
@@ -23,3 +26,45 @@ NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
 )
 def test_an_http_date_is_read_in_its_own_zone(value: str, seconds: float) -> None:
     assert parse_retry_after(value, now=NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"message": "m", "error_description": "e", "error": "x", "title": "t", "detail": "d"},
+            "m",
+        ),
+        ({"error_description": "e", "error": "x", "title": "t", "detail": "d"}, "e"),
+        ({"error": "x", "title": "t", "detail": "d"}, "x"),
+        ({"title": "t", "detail": "d"}, "t"),
+        ({"detail": "d"}, "d"),
+        ({"message": "", "detail": "d"}, "d"),
+        ({"message": 5, "title": "t"}, "t"),
+        ({"other": "o"}, '{"other":"o"}'),
+    ],
+)
+def test_the_error_message_is_the_first_useful_field(body: dict[str, Any], message: str) -> None:
+    error = api_error(400, {}, orjson.dumps(body), method="GET", url="u")
+    assert error.message == message
+    assert error.body == body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "3", "X-Request-Id": "r-9"},
+        {"retry-after": "3", "x-request-id": "r-9"},
+        {"RETRY-AFTER": "3", "X-REQUEST-ID": "r-9"},
+    ],
+    ids=["canonical", "lower", "upper"],
+)
+def test_headers_are_found_whatever_their_case_in_a_plain_mapping(
+    headers: dict[str, str],
+) -> None:
+    error = api_error(429, headers, b"", method="GET", url="u")
+    assert isinstance(error, RateLimitError)
+    assert (error.retry_after, error.request_id) == (3.0, "r-9")
+    missing = api_error(429, {"Other": "1"}, b"", method="GET", url="u")
+    assert isinstance(missing, RateLimitError)
+    assert (missing.retry_after, missing.request_id) == (None, None)
