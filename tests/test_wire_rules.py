@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gtmhub_async.errors import RateLimitError
+from gtmhub_async.errors import RateLimitError, UnexpectedRedirectError
 from gtmhub_async.wire import api_error, parse_retry_after
 
 NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
@@ -68,3 +68,16 @@ def test_headers_are_found_whatever_their_case_in_a_plain_mapping(
     missing = api_error(429, {"Other": "1"}, b"", method="GET", url="u")
     assert isinstance(missing, RateLimitError)
     assert (missing.retry_after, missing.request_id) == (None, None)
+
+
+def test_a_body_that_is_not_json_is_kept_as_a_short_excerpt() -> None:
+    error = api_error(502, {}, b"<html>\n  Bad   gateway</html>", method="GET", url="u")
+    assert error.body == "<html> Bad gateway</html>"
+    assert error.message == "<html> Bad gateway</html>"
+
+
+@pytest.mark.parametrize("status", [300, 301, 399])
+def test_every_3xx_is_a_redirect_even_without_a_location(status: int) -> None:
+    error = api_error(status, {}, b"", method="GET", url="u")
+    assert type(error) is UnexpectedRedirectError
+    assert error.message == "unexpected redirect to ?; not followed"
