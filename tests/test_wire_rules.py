@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from gtmhub_async.errors import RateLimitError, UnexpectedRedirectError
-from gtmhub_async.wire import api_error, parse_retry_after
+from gtmhub_async.routes import GET_KPI, GetKpi
+from gtmhub_async.wire import api_error, build_request, parse_retry_after
 
 NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
 
@@ -81,3 +82,18 @@ def test_every_3xx_is_a_redirect_even_without_a_location(status: int) -> None:
     error = api_error(status, {}, b"", method="GET", url="u")
     assert type(error) is UnexpectedRedirectError
     assert error.message == "unexpected redirect to ?; not followed"
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ("../a b?x#y", "/v1/kpis/..%2Fa%20b%3Fx%23y"),
+        ("caf\xe9", "/v1/kpis/caf%C3%A9"),
+        ("Ab12", "/v1/kpis/Ab12"),
+    ],
+)
+def test_no_path_value_can_change_the_route(value: str, path: str) -> None:
+    # The route's validator already refuses such ids; this is the second line of defence.
+    params = GetKpi("5e8c27e3dcdddaa4addbdee8")
+    object.__setattr__(params, "kpi_id", value)
+    assert build_request(GET_KPI, params).path == path
