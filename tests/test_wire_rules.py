@@ -8,9 +8,14 @@ from typing import Any
 import orjson
 import pytest
 
-from gtmhub_async.errors import RateLimitError, UnexpectedRedirectError
+from gtmhub_async.errors import (
+    NotFoundError,
+    RateLimitError,
+    ResponseDecodeError,
+    UnexpectedRedirectError,
+)
 from gtmhub_async.routes import GET_KPI, GetKpi
-from gtmhub_async.wire import api_error, build_request, parse_retry_after
+from gtmhub_async.wire import api_error, build_request, parse_response, parse_retry_after
 
 NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
 
@@ -97,3 +102,13 @@ def test_no_path_value_can_change_the_route(value: str, path: str) -> None:
     params = GetKpi("5e8c27e3dcdddaa4addbdee8")
     object.__setattr__(params, "kpi_id", value)
     assert build_request(GET_KPI, params).path == path
+
+
+def test_an_answer_parsed_without_a_place_names_none() -> None:
+    with pytest.raises(NotFoundError) as missing:
+        parse_response(GET_KPI, 404, {}, b"")
+    assert str(missing.value) == "HTTP 404: (empty body)"
+    assert (missing.value.method, missing.value.url) == ("", "")
+    with pytest.raises(ResponseDecodeError) as bad:
+        parse_response(GET_KPI, 200, {}, b"")
+    assert str(bad.value) == "empty 200 body where kpis.get expects JSON; body: ''"
