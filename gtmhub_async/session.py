@@ -130,8 +130,10 @@ class Session:
                     self.stats.attempts += 1
                     state.in_flight = True
                     answer = await self._attempt(prepared, deadline - loop.time())
-                    state.in_flight = False
+                    # Still in flight while the limiter hears of the answer: a deadline
+                    # then must not call an applied write "not sent".
                     delay = await self._next_delay(prepared, answer, state, deadline)
+                    state.in_flight = False
                     if delay is None:
                         assert isinstance(answer, Answer)
                         return parse_response(

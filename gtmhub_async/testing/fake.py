@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from gtmhub_async.testing.endpoints import WRITE_METHODS, Api, Reply, Request
-from gtmhub_async.testing.faults import Fault, FaultPlan, Faults
+from gtmhub_async.testing.faults import Fault, FaultPlan, Faults, abort_with_rst
 from gtmhub_async.testing.log import SECRET_HEADERS, RequestRecord, count
 from gtmhub_async.testing.quirks import Quirks
 from gtmhub_async.testing.ratelimit import SlidingWindow
@@ -277,7 +277,7 @@ class FakeGtmhub(StoreAccess):
         except Reject as exc:
             reply = Reply(exc.status, error_body(exc.status, exc.message), exc.headers)
         if reply is None:
-            return self._drop(request, record)
+            return self._drop(request, record, rst=fault == "rst")
         reply.headers["X-Request-Id"] = request_id
         return await self._write(request, reply, fault, record)
 
@@ -319,7 +319,7 @@ class FakeGtmhub(StoreAccess):
         except Reject as exc:
             reply = Reply(exc.status, error_body(exc.status, exc.message), exc.headers)
         record.applied = write and 200 <= reply.status < 300
-        if fault == "reset":
+        if fault in ("reset", "rst"):
             return fault, None
         if fault == "500-after-write" and record.applied:
             message = "Internal Server Error after the change was saved (injected by FakeGtmhub)"
@@ -343,10 +343,15 @@ class FakeGtmhub(StoreAccess):
             raise Reject(403, f"the API token has no access to account {account[:40]!r}")
         return self.account_id
 
-    def _drop(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
+    def _drop(
+        self, request: web.Request, record: RequestRecord, *, rst: bool = False
+    ) -> web.StreamResponse:
         record.dropped = True
         if request.transport is not None:
-            request.transport.close()
+            if rst:
+                abort_with_rst(request.transport)
+            else:
+                request.transport.close()
         # aiohttp finds the transport closed and sends nothing: the client sees a disconnect.
         return web.Response(status=500)
 
