@@ -154,7 +154,6 @@ class Session:
                     self.stats.attempts += 1
                     state.in_flight = True
                     answer = await self._attempt(prepared, deadline - loop.time())
-                    state.in_flight = False
                     if (
                         type(answer) is Answer
                         and 200 <= answer.status < 300
@@ -163,6 +162,7 @@ class Session:
                         # A 2xx answer: what _next_delay does for it, without a coroutine.
                         if fast is not None:
                             fast.heard(answer.status, None)
+                        state.in_flight = False
                         self._quota.give_back(state.spent or 1)
                         return parse_response(
                             route,
@@ -172,7 +172,10 @@ class Session:
                             method=prepared.method,
                             url=self._url(prepared),
                         )
+                    # Still in flight while the limiter hears of the answer: a deadline
+                    # then must not call an applied write "not sent".
                     delay = await self._next_delay(prepared, answer, state, deadline)
+                    state.in_flight = False
                     if delay is None:
                         assert isinstance(answer, Answer)
                         return parse_response(

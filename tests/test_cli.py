@@ -648,9 +648,7 @@ def test_fake_server_runs_until_ctrl_c() -> None:
 
 
 def test_demo_end_to_end() -> None:
-    started = time.monotonic()
     result = run(["demo", "--no-progress"], {"GTMHUB_TOKEN": None})
-    elapsed = time.monotonic() - started
     assert result.exit_code == EXIT_OK, result.output
     out = result.stdout
     assert "uploading 10,950 snapshots (30 KPIs x 365 days)" in out
@@ -658,7 +656,6 @@ def test_demo_end_to_end() -> None:
     assert "read back 10,950 daily values of 30 KPIs: all match" in out
     assert "duplicates stored (checked on the fake's store): 0" in out
     assert out.splitlines()[-1].startswith("result: OK, nothing lost")
-    assert elapsed < 60
 
 
 # --- units: file reading, tables, progress -------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -16,7 +17,6 @@ from gtmhub_async import (
     RateLimitError,
     ResponseDecodeError,
     RetryPolicy,
-    ServerError,
     UnknownOutcomeError,
     UpdateKpiRequest,
 )
@@ -59,9 +59,23 @@ async def test_round_trip(fake_gtmhub: FakeGtmhub, gtmhub_client: GtmhubClient) 
 
 
 async def test_token_never_reaches_the_log(
-    fake_gtmhub: FakeGtmhub, gtmhub_client: GtmhubClient
+    fake_gtmhub: FakeGtmhub, gtmhub_client: GtmhubClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_gtmhub.script([503, 429, None])
     await gtmhub_client.kpis.list_page()
+    kpi = fake_gtmhub.add_kpi(name="k")
+    fake_gtmhub.script(["reset"])
+    with pytest.raises(UnknownOutcomeError):
+        await gtmhub_client.kpis.create_snapshot(
+            kpi["id"], KpiSnapshotRequest(group=date(2024, 1, 1), value=1.0)
+        )
+    # The SDK logged its retries (at every level, from every logger) without the token...
+    sdk = [r for r in caplog.records if r.name.startswith("gtmhub_async")]
+    assert sum("retrying GET /v2/kpis" in r.getMessage() for r in sdk) == 2
+    logged = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text}" for r in caplog.records)
+    assert fake_gtmhub.token not in logged
+    # ...and the fake's own request log keeps the account but not the credentials.
     assert fake_gtmhub.requests[0].headers["gtmhub-accountId"] == fake_gtmhub.account_id
     assert all(fake_gtmhub.token not in repr(r) for r in fake_gtmhub.requests)
 
@@ -89,11 +103,12 @@ async def test_a_snapshot_is_not_resent_after_a_500(
 ) -> None:
     kpi = fake_gtmhub.add_kpi(name="k")
     fake_gtmhub.script(["500-after-write"])
-    with pytest.raises((ServerError, UnknownOutcomeError)):
+    with pytest.raises(UnknownOutcomeError, match="applied: the server answered 500"):
         await gtmhub_client.kpis.create_snapshot(
             kpi["id"], KpiSnapshotRequest(group=date(2024, 1, 1), value=1.0)
         )
     assert len(fake_gtmhub.received_snapshots(kpi["id"])) == 1
+    assert fake_gtmhub.count("POST", "/v1/kpis/{kpiId}/snapshots") == 1
 
 
 async def test_a_reset_after_write_is_an_unknown_outcome(

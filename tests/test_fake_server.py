@@ -820,9 +820,9 @@ async def test_close_is_fast_with_a_stalled_request() -> None:
         task = asyncio.create_task(Http(fake, session)("GET", "/v2/kpis"))
         while not fake.requests:  # noqa: ASYNC110 - the log is a plain list, not an event
             await asyncio.sleep(0.01)
-        started = time.monotonic()
-        await fake.close()
-        assert time.monotonic() - started < 2
+        # A hang guard, not a speed bound: the stall lasts 60 s, close() must not wait it out.
+        async with asyncio.timeout(30):
+            await fake.close()
         with pytest.raises(aiohttp.ClientError):
             await task
     assert fake.requests[0].dropped

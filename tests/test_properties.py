@@ -24,7 +24,7 @@ from gtmhub_async import (
     UpdateKpiRequest,
 )
 from gtmhub_async.converter import camel, structure, unstructure
-from gtmhub_async.routes import ROUTES
+from gtmhub_async.routes import ROUTES, Route, no_content
 from gtmhub_async.wire import parse_response
 
 ids = st.from_regex(r"[0-9a-f]{24}", fullmatch=True)
@@ -135,25 +135,46 @@ def test_unknown_fields_are_kept_and_sent_back_on_update(kpi: Kpi, extra: dict[s
     assert unstructure(update) == {**extra, "name": "renamed"}
 
 
+def _model_or_decode_error(route: Route[..., Any], body: bytes) -> str:
+    """Parse ``body`` as ``route``'s answer; assert it is the route's model or a decode error."""
+    try:
+        result = parse_response(route, 200, {}, body)
+    except ResponseDecodeError as exc:
+        assert route.name in str(exc)
+        return "error"
+    kind = route.parse.__qualname__
+    if route.parse is no_content:
+        assert result is None
+    elif kind.startswith("model_list("):
+        assert isinstance(result, list)
+        assert all(type(item).__name__ == kind[len("model_list(") : -1] for item in result)
+    else:
+        assert type(result).__name__ == kind[len("model(") : -1]
+    return "model"
+
+
+def test_the_property_check_tells_a_model_from_an_error() -> None:
+    kpi = orjson.dumps({"id": "5e8c27e3dcdddaa4addbdee8", "name": "k"})
+    by_name = {route.name: route for route in ROUTES}
+    assert _model_or_decode_error(by_name["kpis.get"], kpi) == "model"
+    assert _model_or_decode_error(by_name["kpis.get"], b"[1]") == "error"
+    assert _model_or_decode_error(by_name["kpis.snapshots"], b"[]") == "model"
+    assert _model_or_decode_error(by_name["kpis.delete"], b"{") == "model"
+
+
 @settings(max_examples=300, deadline=None)
 @given(value=json_values)
 def test_any_json_body_is_a_model_or_a_decode_error(value: Any) -> None:
     body = orjson.dumps(value)
     for route in ROUTES:
-        try:
-            parse_response(route, 200, {}, body)
-        except ResponseDecodeError as exc:
-            assert route.name in str(exc)
+        _model_or_decode_error(route, body)
 
 
 @settings(max_examples=200, deadline=None)
 @given(body=st.binary(max_size=64))
 def test_any_bytes_are_a_model_or_a_decode_error(body: bytes) -> None:
     for route in ROUTES:
-        try:
-            parse_response(route, 200, {}, body)
-        except ResponseDecodeError as exc:
-            assert route.name in str(exc)
+        _model_or_decode_error(route, body)
 
 
 def test_naive_datetimes_from_the_server_are_utc() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 from datetime import date
 from typing import Any
@@ -12,6 +13,7 @@ import aiohttp
 import orjson
 import pytest
 from aioresponses import CallbackResult, aioresponses
+from virtual_time import run
 
 from gtmhub_async import (
     DeadlineExceededError,
@@ -24,7 +26,7 @@ from gtmhub_async import (
     TransportError,
     UnknownOutcomeError,
 )
-from gtmhub_async.limits import LocalLimiter
+from gtmhub_async.limits import LimiterStats, LocalLimiter
 from gtmhub_async.retry import RetryQuota
 
 TOKEN = "secret-token-123"
@@ -213,9 +215,9 @@ async def test_backoff_is_full_jitter_and_capped(monkeypatch: Any) -> None:
         async with client(retry=policy) as c:
             with pytest.raises(ServerError):
                 await c.kpis.get(KPI_ID)
-    ceilings = [1.0, 2.0, 3.0, 3.0, 3.0]
-    assert len(slept) == 5
-    assert all(0.0 <= d <= cap for d, cap in zip(slept, ceilings, strict=True))
+    # Full jitter: uniform(0, ceiling), one draw per retry from the client's seeded RNG.
+    rng = random.Random(7)
+    assert slept == [cap * rng.random() for cap in (1.0, 2.0, 3.0, 3.0, 3.0)]
 
 
 async def test_the_time_budget_covers_the_whole_call() -> None:
@@ -304,37 +306,44 @@ async def test_retries_are_logged_without_the_token(caplog: pytest.LogCaptureFix
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
 
 
-async def test_one_429_wave_closes_one_gate_for_50_coroutines() -> None:
+def test_one_429_wave_closes_one_gate_for_50_coroutines() -> None:
     """Ten 429s among 50 concurrent calls: one shared wait, each throttled call retried once."""
     arrivals: list[tuple[float, int]] = []
-    wave = asyncio.Event()
     throttled_at: list[float] = []
 
-    async def answer(url: Any, **kwargs: Any) -> CallbackResult:
-        status = 429 if len(arrivals) < 10 else 200
-        arrivals.append((asyncio.get_running_loop().time(), status))
-        if status == 429:
-            # The first ten are in flight together, as under real load, and throttled together.
-            if len(arrivals) == 10:
-                wave.set()
-            await wave.wait()
-            throttled_at.append(asyncio.get_running_loop().time())
-            return CallbackResult(status=429, headers={"Retry-After": "0.3"})
-        return CallbackResult(status=200, body=KPI)
+    async def main() -> LimiterStats:
+        wave = asyncio.Event()
 
-    with aioresponses() as mocked:
-        mocked.add(ANY, "GET", callback=answer, repeat=True)
-        async with client(rate_limit=RateLimit(1000)) as c:
-            await asyncio.gather(*(c.kpis.get(KPI_ID) for _ in range(50)))
-            limiter = c.limiter
-            assert isinstance(limiter, LocalLimiter)
-            stats = limiter.stats
+        async def answer(url: Any, **kwargs: Any) -> CallbackResult:
+            status = 429 if len(arrivals) < 10 else 200
+            arrivals.append((asyncio.get_running_loop().time(), status))
+            if status == 429:
+                # The first ten are in flight together, as under real load, throttled together.
+                if len(arrivals) == 10:
+                    wave.set()
+                await wave.wait()
+                throttled_at.append(asyncio.get_running_loop().time())
+                return CallbackResult(status=429, headers={"Retry-After": "0.3"})
+            return CallbackResult(status=200, body=KPI)
+
+        with aioresponses() as mocked:
+            mocked.add(ANY, "GET", callback=answer, repeat=True)
+            async with client(rate_limit=RateLimit(1000)) as c:
+                await asyncio.gather(*(c.kpis.get(KPI_ID) for _ in range(50)))
+                limiter = c.limiter
+                assert isinstance(limiter, LocalLimiter)
+                return limiter.stats
+
+    # Virtual time: the loop's clock only moves to the next timer, so no grace is needed.
+    stats = run(main)
     assert len(arrivals) == 60
     assert (stats.gate_closures, stats.decreases, stats.throttled) == (1, 1, 10)
+    wave_end, reopen = max(throttled_at), min(throttled_at) + 0.3
+    assert wave_end - min(throttled_at) < 0.001  # the ten answers came at one instant
     # Nothing starts while the gate is shut: from the wave's answers until it reopens.
-    shut = (max(throttled_at) + 0.005, min(throttled_at) + 0.29)
-    assert not [t for t, _ in arrivals if shut[0] < t < shut[1]]
-    assert max(t for t, _ in arrivals) >= shut[1]
+    assert not [t for t, _ in arrivals if wave_end < t < reopen]
+    later = [t for t, _ in arrivals if t > wave_end]
+    assert later and min(later) >= reopen
 
 
 async def test_retry_after_as_an_http_date(monkeypatch: Any) -> None:

@@ -1,4 +1,8 @@
-"""FakeGtmhub: a stateful fake of the Gtmhub KPI API, served by aiohttp on 127.0.0.1.
+"""FakeGtmhub: a stateful fake of the Gtmhub KPI API, served by aiohttp (127.0.0.1 by default).
+
+The fake is an independent oracle: its routes are its own table (``endpoints.py``),
+never derived from the SDK's ``routes.py``, so a wrong path in the SDK is refused
+here rather than "confirmed" by both.
 
 Each request goes through, in order: latency, authentication (401/403), the
 rate limit (429), the next fault (scripted or drawn from the seed), then the
@@ -21,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from gtmhub_async.testing.endpoints import WRITE_METHODS, Api, Reply, Request
-from gtmhub_async.testing.faults import Fault, FaultPlan, Faults
+from gtmhub_async.testing.faults import Fault, FaultPlan, Faults, abort_with_rst
 from gtmhub_async.testing.log import SECRET_HEADERS, RequestRecord, count
 from gtmhub_async.testing.quirks import Quirks
 from gtmhub_async.testing.ratelimit import SlidingWindow
@@ -51,7 +55,10 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 
 
 class FakeGtmhub(StoreAccess):
-    """Serve a fake Gtmhub KPI API on 127.0.0.1; use it as ``async with FakeGtmhub() as fake``."""
+    """Serve a fake Gtmhub KPI API; use it as ``async with FakeGtmhub() as fake``.
+
+    It listens on ``host`` (127.0.0.1 by default) and ``port`` (0: a free one).
+    """
 
     def __init__(
         self,
@@ -63,6 +70,8 @@ class FakeGtmhub(StoreAccess):
         max_page_size: int = 500,
         clock: Callable[[], float] | None = None,
         quirks: Quirks | None = None,
+        host: str = HOST,
+        port: int = 0,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must not be negative, got {latency!r}")
@@ -72,8 +81,13 @@ class FakeGtmhub(StoreAccess):
             or (max_page_size < 1)
         ):
             raise ValueError(f"max_page_size must be a positive int, got {max_page_size!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
         rng = random.Random(seed)
         self.seed = seed
+        #: The address to listen on.
+        self.host = host
+        self._wanted_port = port
         #: The one valid API token.
         self.token = f"fake-{rng.getrandbits(128):032x}"
         #: The one account the token may use.
@@ -99,7 +113,7 @@ class FakeGtmhub(StoreAccess):
     # --- Lifecycle -------------------------------------------------------------------
 
     async def start(self) -> Self:
-        """Bind a free port on 127.0.0.1 and start serving."""
+        """Bind ``host`` and ``port`` (a free one for 0) and start serving; OSError if taken."""
         if self._runner is not None:
             raise RuntimeError("this FakeGtmhub is already started")
         if self._clock is None:
@@ -113,7 +127,7 @@ class FakeGtmhub(StoreAccess):
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, HOST, 0)
+            site = web.TCPSite(runner, self.host, self._wanted_port)
             await site.start()
             self._port = int(runner.addresses[0][1])
         except BaseException:
@@ -151,12 +165,13 @@ class FakeGtmhub(StoreAccess):
 
     @property
     def url(self) -> str:
-        """Return the server's root URL, ``http://127.0.0.1:PORT``."""
-        return f"http://{HOST}:{self.port}"
+        """Return the server's root URL, ``http://HOST:PORT`` (an IPv6 host in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:
-        """Return the API root to give a client: ``http://127.0.0.1:PORT/api`` (no version)."""
+        """Return the API root to give a client: ``http://HOST:PORT/api`` (no version)."""
         return self.url + API_PREFIX
 
     def client(self, **kwargs: Any) -> GtmhubClient:
@@ -262,7 +277,7 @@ class FakeGtmhub(StoreAccess):
         except Reject as exc:
             reply = Reply(exc.status, error_body(exc.status, exc.message), exc.headers)
         if reply is None:
-            return self._drop(request, record)
+            return self._drop(request, record, rst=fault == "rst")
         reply.headers["X-Request-Id"] = request_id
         return await self._write(request, reply, fault, record)
 
@@ -304,7 +319,7 @@ class FakeGtmhub(StoreAccess):
         except Reject as exc:
             reply = Reply(exc.status, error_body(exc.status, exc.message), exc.headers)
         record.applied = write and 200 <= reply.status < 300
-        if fault == "reset":
+        if fault in ("reset", "rst"):
             return fault, None
         if fault == "500-after-write" and record.applied:
             message = "Internal Server Error after the change was saved (injected by FakeGtmhub)"
@@ -328,10 +343,15 @@ class FakeGtmhub(StoreAccess):
             raise Reject(403, f"the API token has no access to account {account[:40]!r}")
         return self.account_id
 
-    def _drop(self, request: web.Request, record: RequestRecord) -> web.StreamResponse:
+    def _drop(
+        self, request: web.Request, record: RequestRecord, *, rst: bool = False
+    ) -> web.StreamResponse:
         record.dropped = True
         if request.transport is not None:
-            request.transport.close()
+            if rst:
+                abort_with_rst(request.transport)
+            else:
+                request.transport.close()
         # aiohttp finds the transport closed and sends nothing: the client sees a disconnect.
         return web.Response(status=500)
 

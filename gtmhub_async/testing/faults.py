@@ -5,6 +5,8 @@ A fault is one of:
 - an ``int`` status (e.g. 503, 429): answered before anything is applied;
 - ``"reset"``: the request is applied, then the connection is dropped unanswered
   (for a write, the client cannot know whether it happened);
+- ``"rst"``: like ``"reset"``, but the socket is closed with SO_LINGER 0, so the client
+  gets a real TCP reset (ECONNRESET) instead of a clean end of stream;
 - ``"reset-before"``: the connection is dropped before anything is applied;
 - ``"500-after-write"``: a write is applied, then answered 500;
 - ``"malformed"``: a 2xx JSON answer is cut in half;
@@ -15,7 +17,10 @@ A fault is one of:
 
 from __future__ import annotations
 
+import asyncio
 import random
+import socket
+import struct
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,7 +28,9 @@ from typing import Final, Literal, get_args
 
 __all__ = ["Fault", "FaultKind", "FaultPlan", "Faults"]
 
-FaultKind = Literal["reset", "reset-before", "500-after-write", "malformed", "slow", "stall"]
+FaultKind = Literal[
+    "reset", "rst", "reset-before", "500-after-write", "malformed", "slow", "stall"
+]
 Fault = int | FaultKind | None
 
 _KINDS: Final = frozenset(get_args(FaultKind))
@@ -44,6 +51,14 @@ def check_fault(fault: object) -> Fault:
     if isinstance(fault, str) and fault in _KINDS:
         return fault  # type: ignore[return-value]  # membership in _KINDS narrows it
     raise ValueError(f"unknown fault {fault!r}; use a status, None or one of {sorted(_KINDS)}")
+
+
+def abort_with_rst(transport: asyncio.Transport) -> None:
+    """Close a server connection with a TCP reset: SO_LINGER 0, then close the socket."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def _rate(name: str, value: float) -> None:
