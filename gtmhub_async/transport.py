@@ -40,10 +40,12 @@ async def send_once(
     headers: Mapping[str, str] | None,
     body: bytes | None,
     client_timeout: aiohttp.ClientTimeout,
-) -> Answer:
-    """Send one request; raise SendFailure when no complete answer came back.
+) -> Answer | SendFailure:
+    """Send one request; return a SendFailure (not raised) when no complete answer came back.
 
-    ``headers`` None: the session carries them (the client's own session does).
+    Returned, not raised: the caller handles both outcomes in one place, and one
+    coroutine layer fewer sits between it and aiohttp. ``headers`` None: the
+    session carries them (the client's own session does).
     """
     try:
         # Awaited, not entered: the two async context managers cost more than the
@@ -69,9 +71,15 @@ async def send_once(
     ) as exc:
         # Connecting failed, a proxy refused the CONNECT tunnel, or no connection was free
         # in time: not one byte of the request left.
-        raise SendFailure(
+        return _failure(
             exc, never_sent=True, timed_out=isinstance(exc, aiohttp.ConnectionTimeoutError)
-        ) from exc
+        )
     except (aiohttp.ClientError, TimeoutError) as exc:
         # Reset, disconnect or read timeout after the request may have gone out.
-        raise SendFailure(exc, never_sent=False, timed_out=isinstance(exc, TimeoutError)) from exc
+        return _failure(exc, never_sent=False, timed_out=isinstance(exc, TimeoutError))
+
+
+def _failure(cause: BaseException, *, never_sent: bool, timed_out: bool) -> SendFailure:
+    failure = SendFailure(cause, never_sent=never_sent, timed_out=timed_out)
+    failure.__cause__ = cause  # as ``raise ... from cause`` would set it
+    return failure
