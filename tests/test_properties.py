@@ -137,14 +137,18 @@ def test_unknown_fields_are_kept_and_sent_back_on_update(kpi: Kpi, extra: dict[s
 
 def _model_or_decode_error(route: Route[..., Any], body: bytes) -> str:
     """Parse ``body`` as ``route``'s answer; assert it is the route's model or a decode error."""
+    kind = route.parse.__qualname__
     try:
         result = parse_response(route, 200, {}, body)
     except ResponseDecodeError as exc:
+        # A 2xx answer to a write means it was applied: whatever its body, no decode error.
+        assert not kind.startswith("write_model("), route.name
         assert route.name in str(exc)
         return "error"
-    kind = route.parse.__qualname__
     if route.parse is no_content:
         assert result is None
+    elif kind.startswith("write_model("):
+        assert type(result).__name__ in (kind[len("write_model(") : -1], "WriteResult")
     elif kind.startswith("model_list("):
         assert isinstance(result, list)
         assert all(type(item).__name__ == kind[len("model_list(") : -1] for item in result)
@@ -160,6 +164,8 @@ def test_the_property_check_tells_a_model_from_an_error() -> None:
     assert _model_or_decode_error(by_name["kpis.get"], b"[1]") == "error"
     assert _model_or_decode_error(by_name["kpis.snapshots"], b"[]") == "model"
     assert _model_or_decode_error(by_name["kpis.delete"], b"{") == "model"
+    assert _model_or_decode_error(by_name["kpis.create"], b"{") == "model"
+    assert _model_or_decode_error(by_name["kpis.create"], kpi) == "model"
 
 
 @settings(max_examples=300, deadline=None)
