@@ -46,6 +46,18 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 #: The longest one child run may take before it is killed (every loop is bounded anyway).
 CHILD_TIMEOUT = 120.0
+#: glibc's mmap threshold, pinned for every benchmark process alike. aiohttp reads each
+#: answer into a fresh 256 KiB buffer; under glibc's default dynamic threshold some
+#: processes pay an mmap + munmap per response and others (which raised the threshold
+#: early by chance) do not: 12-15 us/request apart, run to run, for the same code.
+#: A fixed 1 MiB threshold makes every process (baseline and SDK) take those buffers
+#: from the heap. Set MALLOC_MMAP_THRESHOLD_ yourself to measure another setting.
+MALLOC_ENV: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": "1048576"}
+
+
+def child_env() -> dict[str, str]:
+    """Return the environment of every benchmark process: this one's, allocator pinned."""
+    return {**MALLOC_ENV, **os.environ}
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ class Server:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.servers", *self.args],
             cwd=ROOT,
+            env=child_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -191,7 +204,13 @@ def run_child(module: str, function: str, **kwargs: Any) -> dict[str, Any]:
         json.dumps(kwargs),
     ]
     proc = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
+        cmd,
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(
@@ -308,6 +327,7 @@ def environment() -> dict[str, Any]:
         "system": f"{platform.system()} {platform.release()}",
         "load_average_at_start": [round(x, 2) for x in load],
         "packages": packages,
+        "malloc_mmap_threshold": child_env()["MALLOC_MMAP_THRESHOLD_"],
     }
 
 
@@ -355,6 +375,8 @@ def _markdown(env: dict[str, Any], results: list[ScenarioResult], command: str) 
         f"- gtmhub_async at commit {env['commit']}",
         f"- Python {env['python']} ({env['implementation']}); {pkgs}",
         f"- load average at start: {', '.join(str(x) for x in env['load_average_at_start'])}",
+        f"- every benchmark process runs with MALLOC_MMAP_THRESHOLD_="
+        f"{env.get('malloc_mmap_threshold', '?')} (glibc; the same for every variant)",
         "- every figure is the median of the runs (variants interleaved, the order rotating "
         "each round: A B C, B C A ...); ratios are ratios of medians",
         "",

@@ -195,22 +195,34 @@ def run(options: Options) -> ScenarioResult:
             sdk["cpu_ratio"] >= 1.0,
         ),
         Target(
+            "SDK with RateLimit(1_000_000) req/s vs the baseline (paired)",
+            paired_ratio(runs, "sdk_limited", BASELINE, "rps"),
+            1.00,
+            paired_ratio(runs, "sdk_limited", BASELINE, "rps") >= 1.0,
+        ),
+        Target(
+            "SDK with RateLimit(1_000_000) req per CPU-second vs the baseline (paired)",
+            paired_ratio(runs, "sdk_limited", BASELINE, "cpu_rps"),
+            1.00,
+            paired_ratio(runs, "sdk_limited", BASELINE, "cpu_rps") >= 1.0,
+        ),
+        Target(
             "SDK limiter on vs off (req/s, rows above)",
             limited["rps"] / sdk["rps"],
-            0.95,
-            limited["rps"] / sdk["rps"] >= 0.95,
+            0.97,
+            limited["rps"] / sdk["rps"] >= 0.97,
         ),
         Target(
             f"SDK limiter on vs off (req/s, paired A/B of {blocks} x 1,000-request blocks)",
             ab_rps,
-            0.95,
-            ab_rps >= 0.95,
+            0.97,
+            ab_rps >= 0.97,
         ),
         Target(
             "SDK limiter on vs off (CPU efficiency, paired A/B)",
             ab_cpu,
-            0.95,
-            ab_cpu >= 0.95,
+            0.97,
+            ab_cpu >= 0.97,
         ),
     ]
     notes = [
@@ -218,10 +230,17 @@ def run(options: Options) -> ScenarioResult:
         f"{paired_ratio(runs, 'sdk', BASELINE, 'rps'):.2f}, req/CPU-s "
         f"{paired_ratio(runs, 'sdk', BASELINE, 'cpu_rps'):.2f}; limiter on/off req/s "
         f"{paired_ratio(runs, 'sdk_limited', 'sdk', 'rps'):.2f}, req/CPU-s "
-        f"{paired_ratio(runs, 'sdk_limited', 'sdk', 'cpu_rps'):.2f}",
+        f"{paired_ratio(runs, 'sdk_limited', 'sdk', 'cpu_rps'):.2f}; SDK with "
+        f"RateLimit(1_000_000)/baseline req/s "
+        f"{paired_ratio(runs, 'sdk_limited', BASELINE, 'rps'):.2f}, req/CPU-s "
+        f"{paired_ratio(runs, 'sdk_limited', BASELINE, 'cpu_rps'):.2f}",
+        "every process (server, each client run) runs with the same glibc "
+        "MALLOC_MMAP_THRESHOLD_ (harness.MALLOC_ENV): with the default dynamic threshold "
+        "aiohttp's 256 KiB read buffer costs an mmap + munmap per answer in some processes "
+        "and not in others, 12-15 us/request apart for the same code",
         "limiter paired A/B: one process holds both clients and alternates blocks of 1,000 "
         "requests (off/on, then on/off); the figure is the median of per-block-pair ratios. "
-        "Separate 4 s runs differ by about 5% on this shared machine, as much as the 0.95 "
+        "Separate 4 s runs differ by about 5% on this shared machine, more than the 0.97 "
         "threshold; adjacent blocks cancel that drift",
         "server: raw asyncio protocol in its own process, using a fraction of the client's "
         "CPU per request (so it is not the bottleneck); client CPU us/req is the client "

@@ -23,7 +23,7 @@ def model(cl: type[T]) -> Callable[[Any], T]:
     """Return a parser that structures decoded JSON into ``cl``."""
 
     def parse(data: Any) -> T:
-        return converter.structure(data, cl)
+        return converter.structure(data, cl)  # one dict look-up, then the generated hook
 
     parse.__qualname__ = f"model({cl.__name__})"
     return parse

@@ -188,6 +188,8 @@ class GtmhubClient:
         self._state = "new"
         self._http: aiohttp.ClientSession | None = None
         self._proxy_settings: ProxySettings | None = None
+        #: Whether the open aiohttp session sends the credentials itself.
+        self._session_headers = False
         self._limiter: Limiter | None = None
         self._session_obj: Session | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -273,6 +275,7 @@ class GtmhubClient:
             if self._injected.closed:
                 raise ClientStateError("the aiohttp session given to GtmhubClient is closed")
             http = self._injected
+            self._session_headers = False
         else:
             http = self._new_http_session()
         try:
@@ -291,7 +294,7 @@ class GtmhubClient:
         self._session_obj = Session(
             http,
             base_url=self.base_url,
-            headers=self._headers(),
+            headers=None if self._session_headers else self._headers(),
             limiter=self._limiter,
             retry=self.retry,
             timeout=self.timeout,
@@ -308,6 +311,7 @@ class GtmhubClient:
             proxy_auth=self._proxy_auth,
             trust_env=self.trust_env,
         )
+        self._session_headers = self._proxy_settings is None
         context = make_ssl_context(
             ca_bundle=self._ca_bundle, ssl_context=self._ssl_context, trust_env=self.trust_env
         )
@@ -315,6 +319,10 @@ class GtmhubClient:
             proxy=self._proxy_settings,
             ssl_context=context,
             trace_configs=self._trace_configs or None,
+            # The client's own session carries the headers (merged once, not per request),
+            # unless a proxy is used: aiohttp merges session headers into the proxy's
+            # CONNECT request too, and the token must never reach a proxy.
+            headers=self._headers() if self._session_headers else None,
         )
 
     async def __aexit__(

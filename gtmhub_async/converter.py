@@ -32,7 +32,7 @@ from cattrs.preconf.orjson import make_converter
 from gtmhub_async._tolerant import is_tolerant, make_structure_fn
 from gtmhub_async.models import UNSET, Unset
 
-__all__ = ["camel", "converter", "structure", "unstructure"]
+__all__ = ["camel", "converter", "structure", "structure_hook", "unstructure"]
 
 T = TypeVar("T")
 
@@ -258,9 +258,25 @@ def _build() -> cattrs.Converter:
 converter: cattrs.Converter = _build()
 
 
+#: Structure hooks by class, looked up once: cattrs' dispatch costs more than the hook.
+_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {}
+
+
+def structure_hook(cl: type[T]) -> Callable[[Any, Any], T]:
+    """Return the function that builds a ``cl`` from decoded JSON (``hook(data, cl)``)."""
+    hook = _HOOKS.get(cl)
+    if hook is None:
+        hook = _HOOKS[cl] = converter.get_structure_hook(cl)
+    return hook
+
+
 def structure(data: Any, cl: type[T]) -> T:
     """Build a model of type ``cl`` from decoded JSON."""
-    return converter.structure(data, cl)
+    hook = _HOOKS.get(cl)
+    if hook is None:
+        hook = structure_hook(cl)
+    result: T = hook(data, cl)
+    return result
 
 
 def unstructure(obj: Any) -> Any:

@@ -209,16 +209,32 @@ class LocalLimiter:
         # Only the latest grant may hand its slot back: a later one holds the schedule.
         self._last_grant = None
 
+    def try_acquire(self) -> bool:
+        """Take a start slot if one is free now, without waiting; return whether it did.
+
+        The synchronous fast path of ``acquire()`` (no coroutine, no allocation):
+        False means "await ``acquire()``", which also reports a closed limiter or a
+        foreign loop. It never jumps the queue: with waiters it is always False.
+        """
+        if self._waiters or self._closed:
+            return False
+        now = self._loop.time()
+        if now < self._next_start or now < self.core.gate_until:
+            return False
+        if asyncio.get_running_loop() is not self._loop:
+            return False
+        self._grant(now)
+        return True
+
     async def acquire(self) -> None:
         """Wait until a request may start: a free start slot and an open 429 gate."""
         if self._closed:
             raise ClientStateError("the rate limiter is closed")
         if asyncio.get_running_loop() is not self._loop:
             raise ClientStateError("the rate limiter was opened on another event loop")
-        now = self._loop.time()
-        if not self._waiters and now >= self._ready_at():
-            self._grant(now)
+        if self.try_acquire():
             return
+        now = self._loop.time()
         fut: asyncio.Future[None] = self._loop.create_future()
         self._waiters.append(fut)
         self._arm()
@@ -271,6 +287,10 @@ class LocalLimiter:
 
     async def on_response(self, status: int, retry_after: float | None) -> None:
         """Learn from an answer: a 429 (or a 503 with Retry-After) closes the gate."""
+        self.heard(status, retry_after)
+
+    def heard(self, status: int, retry_after: float | None) -> None:
+        """Learn from an answer, synchronously: what ``on_response()`` does, without awaiting."""
         if is_throttle(status, retry_after):
             self._throttled += 1
             saturated = any(not fut.done() for fut in self._waiters)

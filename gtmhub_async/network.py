@@ -253,8 +253,12 @@ def open_http_session(
     proxy: ProxySettings | None,
     ssl_context: ssl.SSLContext | None,
     trace_configs: list[aiohttp.TraceConfig] | None,
+    headers: Mapping[str, str] | None = None,
 ) -> aiohttp.ClientSession:
     """Build an aiohttp session that uses ``proxy`` and ``ssl_context`` for every request.
+
+    ``headers`` go with every request (the client's credentials: merged once here,
+    not once per request).
 
     Not aiohttp's ``trust_env=True``: in 3.14 it also reads ``~/.netrc`` and adds that
     file's credentials as an Authorization header, which clashes with the API token, and
@@ -267,6 +271,7 @@ def open_http_session(
         return aiohttp.ClientSession(
             connector=None if ssl_context is None else aiohttp.TCPConnector(ssl=ssl_context),
             trace_configs=trace_configs,
+            headers=headers,
             proxy=None if proxy is None else proxy.url,
             proxy_auth=None if proxy is None else proxy.auth,
             trust_env=False,

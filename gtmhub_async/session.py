@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import attrs
+from yarl import URL
 
+from gtmhub_async.deadline import Deadlines
 from gtmhub_async.errors import (
     ApiError,
     DeadlineExceededError,
@@ -19,7 +21,7 @@ from gtmhub_async.errors import (
     TransportError,
     UnknownOutcomeError,
 )
-from gtmhub_async.limits import Limiter
+from gtmhub_async.limits import Limiter, LocalLimiter
 from gtmhub_async.retry import RetryPolicy, RetryQuota
 from gtmhub_async.routes import Call, Route
 from gtmhub_async.transport import Answer, SendFailure, send_once
@@ -81,12 +83,17 @@ class Session:
 
     __slots__ = (
         "_base_url",
+        "_connect_timeout",
+        "_deadlines",
+        "_fast",
         "_headers",
         "_http",
         "_limiter",
         "_quota",
         "_retry",
         "_rng",
+        "_root",
+        "_root_path",
         "_timeout",
         "stats",
     )
@@ -96,7 +103,7 @@ class Session:
         http: aiohttp.ClientSession,
         *,
         base_url: str,
-        headers: Mapping[str, str],
+        headers: Mapping[str, str] | None,
         limiter: Limiter | None,
         retry: RetryPolicy,
         timeout: float,
@@ -104,11 +111,26 @@ class Session:
     ) -> None:
         self._http = http
         self._base_url = base_url
-        self._headers = dict(headers)
+        # None: the aiohttp session carries them (merged once, not on every request).
+        self._headers = None if headers is None else dict(headers)
+        root = URL(base_url)
+        self._root = root
+        self._root_path = root.raw_path.rstrip("/")
+        self._connect_timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT)
         self._limiter = limiter
+        # A LocalLimiter whose hooks are its own is used through its synchronous fast
+        # paths; a subclass that overrides acquire or on_response hears every request.
+        self._fast: LocalLimiter | None = (
+            limiter
+            if isinstance(limiter, LocalLimiter)
+            and type(limiter).acquire is LocalLimiter.acquire
+            and type(limiter).on_response is LocalLimiter.on_response
+            else None
+        )
         self._retry = retry
         self._timeout = timeout
         self._quota = RetryQuota()
+        self._deadlines = Deadlines()
         self._rng = rng or random.Random()
         self.stats = ClientStats()
 
@@ -122,14 +144,34 @@ class Session:
         state = _CallState()
         _LAST_CALL.set(state)
         try:
-            async with asyncio.timeout_at(deadline):
+            # asyncio.timeout_at's rules, with one loop timer per client (deadline.py).
+            with self._deadlines.at(deadline):
+                limiter, fast = self._limiter, self._fast
                 while True:
-                    if self._limiter is not None:
-                        await self._limiter.acquire()
+                    if limiter is not None and (fast is None or not fast.try_acquire()):
+                        await limiter.acquire()
                     state.attempt += 1
                     self.stats.attempts += 1
                     state.in_flight = True
                     answer = await self._attempt(prepared, deadline - loop.time())
+                    if (
+                        type(answer) is Answer
+                        and 200 <= answer.status < 300
+                        and (limiter is None or fast is not None)
+                    ):
+                        # A 2xx answer: what _next_delay does for it, without a coroutine.
+                        if fast is not None:
+                            fast.heard(answer.status, None)
+                        state.in_flight = False
+                        self._quota.give_back(state.spent or 1)
+                        return parse_response(
+                            route,
+                            answer.status,
+                            answer.headers,
+                            answer.body,
+                            method=prepared.method,
+                            url=self._url(prepared),
+                        )
                     # Still in flight while the limiter hears of the answer: a deadline
                     # then must not call an applied write "not sent".
                     delay = await self._next_delay(prepared, answer, state, deadline)
@@ -176,23 +218,27 @@ class Session:
             exc.attempts = state.attempt
             raise
 
-    async def _attempt(self, prepared: PreparedRequest, remaining: float) -> Answer | SendFailure:
-        # No sock_read timer: the call's deadline (timeout_at in call()) already bounds a
-        # stalled answer, and a read timer costs two reschedules per request for nothing.
-        timeout = aiohttp.ClientTimeout(total=None, connect=min(remaining, CONNECT_TIMEOUT))
-        try:
-            return await send_once(
-                self._http,
-                prepared.method,
-                self._url(prepared),
-                query=prepared.query,
-                headers=self._headers,
-                body=prepared.body,
-                client_timeout=timeout,
-            )
-        except SendFailure as failure:
-            self.stats.transport_errors += 1
-            return failure
+    def _attempt(
+        self, prepared: PreparedRequest, remaining: float
+    ) -> Coroutine[Any, Any, Answer | SendFailure]:
+        # Not a coroutine itself: it hands back send_once's, one layer fewer per await.
+        # No sock_read timer: the call's deadline (deadline.py, in call()) already bounds
+        # a stalled answer, and a read timer costs two reschedules per request for nothing.
+        timeout = (
+            self._connect_timeout
+            if remaining >= CONNECT_TIMEOUT
+            else aiohttp.ClientTimeout(total=None, connect=remaining)
+        )
+        return send_once(
+            self._http,
+            prepared.method,
+            # Built from the parsed root: the path is quoted already (build_request).
+            self._root.with_path(self._root_path + prepared.path, encoded=True),
+            query=prepared.query,
+            headers=self._headers,
+            body=prepared.body,
+            client_timeout=timeout,
+        )
 
     async def _next_delay(
         self,
@@ -205,6 +251,7 @@ class Session:
         policy = self._retry
         attempt = state.attempt
         if isinstance(answer, SendFailure):
+            self.stats.transport_errors += 1
             if not (prepared.idempotent or answer.never_sent):
                 raise self._unknown(
                     prepared,
@@ -219,7 +266,9 @@ class Session:
         retry_after = None
         if status in (429, 503):
             retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-        if self._limiter is not None:
+        if self._fast is not None:
+            self._fast.heard(status, retry_after)
+        elif self._limiter is not None:
             await self._limiter.on_response(status, retry_after)
         if status < 400:
             # botocore's rule: a success refunds what its retries cost, or one token.
