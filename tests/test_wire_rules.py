@@ -120,7 +120,9 @@ def test_a_300_is_not_a_success() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "excerpt"), [(b" \n ", ""), (b"{ nope", "{ nope")], ids=["empty", "not-json"]
+    ("body", "excerpt"),
+    [(b" \n ", ""), (b"{ nope", "{ nope"), (b"[ 1,\n 2 ]", "[ 1, 2 ]")],
+    ids=["empty", "not-json", "wrong-shape"],
 )
 def test_a_decode_error_keeps_the_status_and_the_body(body: bytes, excerpt: str) -> None:
     with pytest.raises(ResponseDecodeError) as info:
