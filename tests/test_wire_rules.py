@@ -130,3 +130,8 @@ def test_a_decode_error_keeps_the_status_and_the_body(body: bytes, excerpt: str)
     assert info.value.status == 201
     assert info.value.body_excerpt == excerpt
     assert str(info.value).endswith(f"; body: {excerpt!r}")
+
+
+def test_a_prepared_request_names_its_route() -> None:
+    prepared = build_request(GET_KPI, GetKpi("5e8c27e3dcdddaa4addbdee8"))
+    assert prepared.route_name == "kpis.get"
