@@ -191,6 +191,9 @@ def test_a_decode_error_shows_a_short_excerpt_of_the_body() -> None:
     assert (error.status, error.body_excerpt) == (200, "{ oops")
     assert str(ResponseDecodeError("bad", body=None, status=201)) == "bad; body: ''"
     assert ResponseDecodeError("bad", status=201).status == 201
+    assert (error.method, error.url) == ("GET", "https://h/k")
+    bare = ResponseDecodeError("bad")
+    assert (bare.method, bare.url, bare.status, str(bare)) == ("", "", 200, "bad; body: ''")
 
 
 def test_an_excerpt_squeezes_whitespace_and_cuts_long_bodies() -> None:
