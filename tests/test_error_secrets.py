@@ -181,7 +181,10 @@ def test_transport_errors_keep_the_place_and_the_request() -> None:
     unknown = UnknownOutcomeError("maybe", method="POST", url="u", request=1, response_error=cause)
     assert (str(unknown), unknown.method, unknown.url) == ("maybe", "POST", "u")
     assert unknown.request == 1 and unknown.response_error is cause
-    assert UnknownOutcomeError("m").request is None
+    bare = UnknownOutcomeError("m")
+    assert (bare.method, bare.url, bare.request, bare.response_error) == ("", "", None, None)
+    plain = TransportError("t")
+    assert (plain.method, plain.url, str(plain)) == ("", "", "t")
     assert GtmhubError().attempts == 0
 
 
