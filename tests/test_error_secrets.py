@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -165,6 +166,12 @@ def test_an_api_error_reads_status_place_message_and_request_id() -> None:
     error = ApiError(404, "no such KPI", method="GET", url="https://h/api/x", request_id="r-1")
     assert str(error) == "HTTP 404 (GET https://h/api/x): no such KPI [request id r-1]"
     assert repr(error) == "ApiError(status=404, message='no such KPI')"
+    assert error.args == (404, "no such KPI")
+    # Errors cross process boundaries (multiprocessing, concurrent.futures) intact.
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy), copy.request_id) == (ApiError, str(error), "r-1")
+    limited_copy = pickle.loads(pickle.dumps(RateLimitError(429, "x", retry_after=1.5)))
+    assert (limited_copy.status, limited_copy.retry_after) == (429, 1.5)
     bare = NotFoundError(404, "gone")
     assert str(bare) == "HTTP 404: gone"
     assert repr(bare) == "NotFoundError(status=404, message='gone')"
