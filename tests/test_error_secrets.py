@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -165,6 +166,12 @@ def test_an_api_error_reads_status_place_message_and_request_id() -> None:
     error = ApiError(404, "no such KPI", method="GET", url="https://h/api/x", request_id="r-1")
     assert str(error) == "HTTP 404 (GET https://h/api/x): no such KPI [request id r-1]"
     assert repr(error) == "ApiError(status=404, message='no such KPI')"
+    assert error.args == (404, "no such KPI")
+    # Errors cross process boundaries (multiprocessing, concurrent.futures) intact.
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy), copy.request_id) == (ApiError, str(error), "r-1")
+    limited_copy = pickle.loads(pickle.dumps(RateLimitError(429, "x", retry_after=1.5)))
+    assert (limited_copy.status, limited_copy.retry_after) == (429, 1.5)
     bare = NotFoundError(404, "gone")
     assert str(bare) == "HTTP 404: gone"
     assert repr(bare) == "NotFoundError(status=404, message='gone')"
@@ -181,7 +188,10 @@ def test_transport_errors_keep_the_place_and_the_request() -> None:
     unknown = UnknownOutcomeError("maybe", method="POST", url="u", request=1, response_error=cause)
     assert (str(unknown), unknown.method, unknown.url) == ("maybe", "POST", "u")
     assert unknown.request == 1 and unknown.response_error is cause
-    assert UnknownOutcomeError("m").request is None
+    bare = UnknownOutcomeError("m")
+    assert (bare.method, bare.url, bare.request, bare.response_error) == ("", "", None, None)
+    plain = TransportError("t")
+    assert (plain.method, plain.url, str(plain)) == ("", "", "t")
     assert GtmhubError().attempts == 0
 
 
@@ -191,6 +201,9 @@ def test_a_decode_error_shows_a_short_excerpt_of_the_body() -> None:
     assert (error.status, error.body_excerpt) == (200, "{ oops")
     assert str(ResponseDecodeError("bad", body=None, status=201)) == "bad; body: ''"
     assert ResponseDecodeError("bad", status=201).status == 201
+    assert (error.method, error.url) == ("GET", "https://h/k")
+    bare = ResponseDecodeError("bad")
+    assert (bare.method, bare.url, bare.status, str(bare)) == ("", "", 200, "bad; body: ''")
 
 
 def test_an_excerpt_squeezes_whitespace_and_cuts_long_bodies() -> None:

@@ -112,3 +112,26 @@ def test_an_answer_parsed_without_a_place_names_none() -> None:
     with pytest.raises(ResponseDecodeError) as bad:
         parse_response(GET_KPI, 200, {}, b"")
     assert str(bad.value) == "empty 200 body where kpis.get expects JSON; body: ''"
+
+
+def test_a_300_is_not_a_success() -> None:
+    with pytest.raises(UnexpectedRedirectError):
+        parse_response(GET_KPI, 300, {}, b'{"id": "5e8c27e3dcdddaa4addbdee8"}')
+
+
+@pytest.mark.parametrize(
+    ("body", "excerpt"),
+    [(b" \n ", ""), (b"{ nope", "{ nope"), (b"[ 1,\n 2 ]", "[ 1, 2 ]")],
+    ids=["empty", "not-json", "wrong-shape"],
+)
+def test_a_decode_error_keeps_the_status_and_the_body(body: bytes, excerpt: str) -> None:
+    with pytest.raises(ResponseDecodeError) as info:
+        parse_response(GET_KPI, 201, {}, body)
+    assert info.value.status == 201
+    assert info.value.body_excerpt == excerpt
+    assert str(info.value).endswith(f"; body: {excerpt!r}")
+
+
+def test_a_prepared_request_names_its_route() -> None:
+    prepared = build_request(GET_KPI, GetKpi("5e8c27e3dcdddaa4addbdee8"))
+    assert prepared.route_name == "kpis.get"
