@@ -357,9 +357,14 @@ class GtmhubClient:
         """
         route = raw_route(method, path)
         call = RawCall(params=params, json=json, timeout=timeout)
-        return await self._session().call(route, call)
+        return await self.open_session().call(route, call)
 
-    def _session(self) -> Session:
+    def open_session(self) -> Session:
+        """Return this open client's Session; raise ClientStateError when it is not open.
+
+        For the SDK's own flows (resources, bulk uploads, pagination): it is how they
+        send a call with the client's limiter, retry rules and time budget.
+        """
         if self._state != "open" or self._session_obj is None:
             if self._state == "closed":
                 raise ClientStateError("this GtmhubClient is closed; create a new one")

@@ -32,11 +32,11 @@ from gtmhub_async.errors import (
     SnapshotConflictError,
     UnknownOutcomeError,
 )
+from gtmhub_async.routes import CREATE_SNAPSHOT, LIST_SNAPSHOTS
+from gtmhub_async.session import SessionSource
 
 if TYPE_CHECKING:
-    from gtmhub_async.client import GtmhubClient
     from gtmhub_async.journal import Journal
-    from gtmhub_async.models import KpiSnapshot
 
 __all__ = ["WINDOW_DAYS", "Verdict", "decide", "reconcile_result"]
 
@@ -85,7 +85,7 @@ class _Round:
 
     def __init__(
         self,
-        client: GtmhubClient,
+        client: SessionSource,
         result: BulkResult,
         journal: Journal | None,
         day_counts: Mapping[DayKey, int],
@@ -107,9 +107,10 @@ class _Round:
     ) -> dict[date, list[float | None]] | None:
         async with self.gate:
             try:
-                rows: list[KpiSnapshot] = await self.client.kpi_snapshots.list(
+                params = LIST_SNAPSHOTS.params(
                     ids=[kpi_id], time_zone=zone, from_date=window[0], to_date=window[1]
                 )
+                rows = await self.client.open_session().call(LIST_SNAPSHOTS, params)
             except GtmhubError as exc:
                 logger.warning("reading back KPI %s failed: %s", kpi_id, exc)
                 return None
@@ -194,7 +195,8 @@ class _Round:
                 ident = journal.intent(key, upload)
                 await journal.durable()
             try:
-                await self.client.kpis.create_snapshot(upload.kpi_id, upload.snapshot)
+                params = CREATE_SNAPSHOT.params(upload.kpi_id, upload.snapshot)
+                await self.client.open_session().call(CREATE_SNAPSHOT, params)
             except (UnknownOutcomeError, ResponseDecodeError) as exc:
                 self._again_unknown(item, ident, exc)
             except GtmhubError as exc:
@@ -233,7 +235,7 @@ class _Round:
 
 
 async def reconcile_result(
-    client: GtmhubClient,
+    client: SessionSource,
     result: BulkResult,
     *,
     journal: Journal | None = None,

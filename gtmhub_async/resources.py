@@ -71,7 +71,7 @@ class Endpoint(Generic[P, RespT]):
             # Build (and so validate) the parameters before touching the session:
             # bad input fails the same way whether or not the client is open.
             params = route.params(*args, **kwargs)
-            return await client._session().call(route, params)
+            return await client.open_session().call(route, params)
 
         call.__name__ = route.name.rpartition(".")[2]
         call.__qualname__ = route.name
