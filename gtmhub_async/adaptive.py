@@ -57,6 +57,11 @@ class AdaptiveParams:
     backoff_max: float = 32.0  #: ... up to this.
     max_gate: float = 60.0  #: The longest one throttle may close the gate.
 
+    def gate_seconds(self, retry_after: float) -> float:
+        """Return how long a Retry-After closes the gate: 0 for NaN or negative, <= max_gate."""
+        # NaN and negatives count as "now"; a huge value must not stall the client.
+        return min(max(retry_after, 0.0), self.max_gate) if retry_after >= 0 else 0.0
+
     def slack(self, time_period: float) -> float:
         """Return the pacing slack added to every ``time_period``."""
         return max(self.slack_fraction * time_period, self.slack_min)
@@ -221,8 +226,7 @@ class AdaptiveRate:
     def _gate_delay(self, retry_after: float | None) -> float:
         if retry_after is None:
             return self._backoff
-        # NaN and negatives count as "now"; a huge value must not stall the client.
-        return min(max(retry_after, 0.0), self.params.max_gate) if retry_after >= 0 else 0.0
+        return self.params.gate_seconds(retry_after)
 
     def on_throttled(
         self, retry_after: float | None, *, status: int = 429, saturated: bool = False

@@ -644,9 +644,10 @@ class RedisLimiter:
             return
         self._throttled += 1
         now = self._loop.time()
-        if retry_after is not None and retry_after > 0:
+        gate = 0.0 if retry_after is None else ADAPTIVE.gate_seconds(retry_after)
+        if gate > 0:
             # This worker pauses at once, even if Redis cannot be told.
-            self._gate_until = max(self._gate_until, now + min(retry_after, ADAPTIVE.max_gate))
+            self._gate_until = max(self._gate_until, now + gate)
         if self._local or self._closed:
             return
         try:

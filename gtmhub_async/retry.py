@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from gtmhub_async.adaptive import is_throttle
+
 __all__ = ["RetryPolicy", "RetryQuota"]
 
 
@@ -50,9 +52,7 @@ class RetryPolicy:
         """
         if status not in self.retry_statuses:
             return False
-        if idempotent:
-            return True
-        return status == 429 or (status == 503 and retry_after is not None)
+        return idempotent or is_throttle(status, retry_after)
 
 
 @attrs.define
