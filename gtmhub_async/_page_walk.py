@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from gtmhub_async._validate import check_int_range
 from gtmhub_async.errors import GtmhubError
 from gtmhub_async.models import Kpi, KpiPage
 from gtmhub_async.routes import MAX_PAGE_SIZE
@@ -46,15 +47,6 @@ class PaginationError(GtmhubError):
         self.position = position
         #: How many items the walk had yielded before it failed.
         self.yielded = yielded
-
-
-def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
 
 
 def _names(name: str, value: object) -> tuple[str, ...] | None:
@@ -109,10 +101,10 @@ class PageWalk:
         self._filter = filter
         self._sort = total_sort(sort)
         self._fields = _names("fields", fields)
-        self._page_size = _check_int("page_size", page_size, 1, MAX_PAGE_SIZE)
-        self._max_items = None if max_items is None else _check_int("max_items", max_items, 0)
-        self._start = _check_int("start", start, 0)
-        self._prefetch = _check_int("prefetch", prefetch, 0)
+        self._page_size = check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+        self._max_items = None if max_items is None else check_int_range("max_items", max_items, 0)
+        self._start = check_int_range("start", start, 0)
+        self._prefetch = check_int_range("prefetch", prefetch, 0)
         #: Pages requested but not yet handed out, in order: (skip, take, task).
         self._ahead: deque[tuple[int, int, asyncio.Task[KpiPage]]] = deque()
         #: The skip of the next page to request.

@@ -32,7 +32,9 @@ from collections.abc import Callable
 
 import attrs
 
-__all__ = ["ADAPTIVE", "AdaptiveParams", "AdaptiveRate", "check_positive", "is_throttle"]
+from gtmhub_async._validate import check_positive
+
+__all__ = ["ADAPTIVE", "AdaptiveParams", "AdaptiveRate", "is_throttle"]
 
 logger = logging.getLogger("gtmhub_async.limits")
 
@@ -73,17 +75,6 @@ class AdaptiveParams:
 
 #: The one parameter set both limiters use.
 ADAPTIVE = AdaptiveParams()
-
-
-def check_positive(name: str, value: object) -> float:
-    """Return ``value`` as a float; raise TypeError/ValueError unless finite and positive."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return float(value)
 
 
 def is_throttle(status: int, retry_after: float | None) -> bool:

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import attrs
 
+from gtmhub_async._validate import check_object_id, check_timeout
 from gtmhub_async._version import __version__
 from gtmhub_async.errors import ClientStateError
 from gtmhub_async.limits import DEFAULT_RATE_LIMIT, Limiter, LimiterFactory
-from gtmhub_async.models import check_object_id
 from gtmhub_async.network import (
     ProxyAuth,
     ProxySettings,
@@ -148,10 +148,7 @@ class GtmhubClient:
             )
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        check_timeout(timeout)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(f"session must be an aiohttp.ClientSession, got {type(session)}")
         if session is not None and (

@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal
 import attrs
 import orjson
 
+from gtmhub_async._validate import is_int
 from gtmhub_async.errors import excerpt
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def read_journal(path: str) -> JournalState:
                 if line.strip():
                     state.damaged.append(number)
                 continue
-            if ident is not None and not isinstance(ident, int):
+            if ident is not None and not is_int(ident):
                 state.damaged.append(number)
                 continue
             if ident is not None and ident > top:

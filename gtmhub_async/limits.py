@@ -31,7 +31,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from gtmhub_async.adaptive import ADAPTIVE, AdaptiveRate, check_positive, is_throttle
+from gtmhub_async._validate import check_positive
+from gtmhub_async.adaptive import ADAPTIVE, AdaptiveRate, is_throttle
 from gtmhub_async.errors import ClientStateError
 
 __all__ = [

@@ -114,6 +114,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 # One definition of the shared rules and their numbers: gtmhub_async.adaptive.
+from gtmhub_async._validate import check_positive
 from gtmhub_async.adaptive import ADAPTIVE, is_throttle
 from gtmhub_async.errors import ClientStateError, RateLimiterUnavailableError
 from gtmhub_async.limits import Limiter, RateLimit
@@ -138,18 +139,6 @@ _SCRIPT_SHA: Final = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
 class _Unavailable(Exception):
     """Redis did not answer in time, or answered with an error."""
-
-
-def _number(name: str, value: object, *, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if integer and not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return float(value)
 
 
 @attrs.frozen
@@ -308,8 +297,8 @@ class RedisRateLimit:
         probe_interval: float,
         slack: float | None,
     ) -> None:
-        self.max_rate = _number("max_rate", max_rate)
-        self.time_period = _number("time_period", time_period)
+        self.max_rate = check_positive("max_rate", max_rate)
+        self.time_period = check_positive("time_period", time_period)
         if key is not None and (not isinstance(key, str) or not key):
             raise TypeError(f"key must be a non-empty str or None, got {key!r}")
         if not isinstance(prefix, str) or not prefix:
@@ -319,16 +308,18 @@ class RedisRateLimit:
         self.key = key
         self.prefix = prefix
         self.on_redis_error = on_redis_error
-        self.expected_workers = int(_number("expected_workers", expected_workers, integer=True))
-        self.redis_timeout = _number("redis_timeout", redis_timeout)
-        self.idle_ttl = _number("idle_ttl", idle_ttl)
-        self.probe_interval = _number("probe_interval", probe_interval)
+        self.expected_workers = int(
+            check_positive("expected_workers", expected_workers, integer=True)
+        )
+        self.redis_timeout = check_positive("redis_timeout", redis_timeout)
+        self.idle_ttl = check_positive("idle_ttl", idle_ttl)
+        self.probe_interval = check_positive("probe_interval", probe_interval)
         # The shared parameter set gives the defaults: slack = max(2% of
         # time_period, 15 ms), floor = 1% of max_rate (at least 1, at most max_rate).
         self._floor = ADAPTIVE.floor(self.max_rate)
         if slack is None:
             slack = ADAPTIVE.slack(self.time_period)
-        self.slack = _number("slack", slack)
+        self.slack = check_positive("slack", slack)
         if self.idle_ttl < self.time_period + self.slack:
             raise ValueError(
                 f"idle_ttl must be at least time_period + slack "
