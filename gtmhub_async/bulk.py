@@ -40,6 +40,7 @@ from gtmhub_async.errors import (
     UnknownOutcomeError,
 )
 from gtmhub_async.journal import FsyncMode, Journal, read_journal, take
+from gtmhub_async.reconcile import reconcile_result
 from gtmhub_async.routes import CREATE_SNAPSHOT
 from gtmhub_async.session import CallState, SessionSource
 
@@ -184,7 +185,7 @@ class _Upload:
             if self._from_journal(index, upload, key, journal):
                 return False
             try:
-                ident = journal.intent(key, upload)
+                ident = journal.intent(key, upload.kpi_id, upload.snapshot)
                 # Write-ahead: the POST leaves only once its intent is durable.
                 await journal.durable()
             except (OSError, ValueError) as exc:
@@ -386,8 +387,6 @@ async def upload_snapshots(
         finally:
             await upload.close_source()
         if upload.fatal is None and reconcile and result.unknown:
-            from gtmhub_async.reconcile import reconcile_result
-
             await reconcile_result(
                 client,
                 result,

@@ -29,7 +29,7 @@ from gtmhub_async._validate import is_int
 from gtmhub_async.errors import excerpt
 
 if TYPE_CHECKING:
-    from gtmhub_async.bulk import SnapshotUpload
+    from gtmhub_async.models import KpiSnapshotRequest
 
 __all__ = ["FSYNC_MODES", "FsyncMode", "Journal", "JournalState", "read_journal", "take"]
 
@@ -205,15 +205,14 @@ class Journal:
         self._file.flush()
         self._written += 1
 
-    def intent(self, key: str, upload: SnapshotUpload) -> int:
-        """Write that ``upload`` is about to be sent; return its entry id; then ``durable()``."""
+    def intent(self, key: str, kpi_id: str, snapshot: KpiSnapshotRequest) -> int:
+        """Write that a snapshot is about to be sent; return its entry id; then ``durable()``."""
         ident = self._next_id
         self._next_id = ident + 1
-        snapshot = upload.snapshot
         entry: dict[str, Any] = {
             "id": ident,
             "intent": key,
-            "kpiId": upload.kpi_id,
+            "kpiId": kpi_id,
             "group": snapshot.group.isoformat(),
             "value": snapshot.value,
         }

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
-from gtmhub_async._page_walk import DEFAULT_SORT_KEY, PageWalk, PaginationError, total_sort
+from gtmhub_async._page_walk import DEFAULT_SORT_KEY, PageWalk, total_sort
+from gtmhub_async.errors import PaginationError
 from gtmhub_async.models import Kpi, KpiPage
-
-if TYPE_CHECKING:
-    from gtmhub_async.client import GtmhubClient
+from gtmhub_async.session import SessionSource
 
 __all__ = [
     "DEFAULT_SORT_KEY",
@@ -101,7 +100,7 @@ class KpiIterator(_Closing, AsyncIterator[Kpi]):
 
     def __init__(
         self,
-        client: GtmhubClient,
+        client: SessionSource,
         *,
         filter: Mapping[str, Any] | str | None = None,
         sort: Sequence[str] | str | None = None,

@@ -22,7 +22,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
 from gtmhub_async.bulk_result import BulkResult, DayKey, ItemResult, SnapshotUpload, day_key
 from gtmhub_async.bulk_result import snapshot_key as _snapshot_key
@@ -32,11 +32,9 @@ from gtmhub_async.errors import (
     SnapshotConflictError,
     UnknownOutcomeError,
 )
+from gtmhub_async.journal import Journal
 from gtmhub_async.routes import CREATE_SNAPSHOT, LIST_SNAPSHOTS
 from gtmhub_async.session import SessionSource
-
-if TYPE_CHECKING:
-    from gtmhub_async.journal import Journal
 
 __all__ = ["WINDOW_DAYS", "Verdict", "decide", "reconcile_result"]
 
@@ -192,7 +190,7 @@ class _Round:
                 journal.outcome(
                     self.entries.pop(item.index, None), "failed", key, item.index, was="unknown"
                 )
-                ident = journal.intent(key, upload)
+                ident = journal.intent(key, upload.kpi_id, upload.snapshot)
                 await journal.durable()
             try:
                 params = CREATE_SNAPSHOT.params(upload.kpi_id, upload.snapshot)

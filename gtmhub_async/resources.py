@@ -5,16 +5,15 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
 from gtmhub_async import bulk, routes
 from gtmhub_async.bulk import BulkResult, SnapshotUpload
 from gtmhub_async.journal import FsyncMode
 from gtmhub_async.pagination import KpiIterator
+from gtmhub_async.reconcile import reconcile_result
 from gtmhub_async.routes import Route
-
-if TYPE_CHECKING:
-    from gtmhub_async.client import GtmhubClient
+from gtmhub_async.session import SessionSource
 
 __all__ = ["Endpoint", "Insights", "KpiSnapshots", "Kpis", "Resource", "Users"]
 
@@ -27,7 +26,7 @@ class Resource:
 
     __slots__ = ("_bound", "_client")
 
-    def __init__(self, client: GtmhubClient) -> None:
+    def __init__(self, client: SessionSource) -> None:
         self._client = client
         # Bound endpoint methods, made once per resource instead of on every access.
         self._bound: dict[Endpoint[..., Any], Callable[..., Any]] = {}
@@ -211,6 +210,4 @@ class Kpis(Resource):
         (``resent_count``); anything else stays unknown with a ``SnapshotConflictError``
         (``conflict_count``). What read-back can prove: README, "Exactly-once uploads".
         """
-        from gtmhub_async.reconcile import reconcile_result
-
         return await reconcile_result(self._client, result, concurrency=concurrency)

@@ -135,7 +135,7 @@ def every_public_class(
     reveal_type(p_limiter_factory)  # expect: gtmhub_async.limits.LimiterFactory
     reveal_type(p_limiter_stats)  # expect: gtmhub_async.limits.LimiterStats
     reveal_type(p_not_found_error)  # expect: gtmhub_async.errors.NotFoundError
-    reveal_type(p_pagination_error)  # expect: gtmhub_async._page_walk.PaginationError
+    reveal_type(p_pagination_error)  # expect: gtmhub_async.errors.PaginationError
     reveal_type(p_payment_required_error)  # expect: gtmhub_async.errors.PaymentRequiredError
     reveal_type(p_permission_denied_error)  # expect: gtmhub_async.errors.PermissionDeniedError
     reveal_type(p_rate_limit)  # expect: gtmhub_async.limits.RateLimit

@@ -22,12 +22,12 @@ from gtmhub_async.errors import (
     AuthenticationError,
     GtmhubError,
     NotFoundError,
+    PaginationError,
     PermissionDeniedError,
     RateLimiterUnavailableError,
     TransportError,
     UnknownOutcomeError,
 )
-from gtmhub_async.pagination import PaginationError
 
 __all__ = [
     "EXIT_FAILED",
