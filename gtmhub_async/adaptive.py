@@ -1,26 +1,8 @@
 """The adaptive rate rules: one parameter set (``ADAPTIVE``) and the pure ``AdaptiveRate``.
 
-Both limiters follow these rules: ``LocalLimiter`` through ``AdaptiveRate``, and
-``RedisRateLimit`` in its Lua script, which gets every number from ``ADAPTIVE`` as
-ARGV. The reasoning is in docs/design.md, "Rate limiter". In short (P is
-``time_period``, a window is ``P + slack``):
-
-* **Gate.** A 429, or a 503 with Retry-After, closes one gate until
-  ``now + Retry-After`` (capped); a 429 without it backs off 1, 2, 4 ... 32 s.
-  Throttles while the gate is closed only push it later.
-* **Rate signal.** A 429 with the gate open, at most once per P. A 503 is one only
-  in a wave: at least ``wave_share`` of the last window's answers and at least
-  ``wave_min`` of them; isolated 503s cut nothing.
-* **Level.** 99% of the answers accepted in the last window (never above the
-  current rate); when no request was waiting the count measures the client, not
-  the server, so the level is at least 70% of the current rate. Nothing accepted
-  (a storm): a 30% cut, the learned ceiling unchanged.
-* **Tentative, then confirmed.** A level is first tentative: when the gate
-  reopens the rate climbs, doubling every half P (faster when needed to reach
-  its target within 3 P), to ``max_rate``. A second throttle within 20% of it
-  confirms it; reaching ``max_rate`` with a whole window free of throttles drops
-  it. A confirmed ceiling is held, and probed (the same climb) after 10 P, then
-  after twice as long each time the probe finds it again, up to 20 P.
+Both limiters follow them: ``LocalLimiter`` through ``AdaptiveRate``, ``RedisRateLimit``
+in its Lua script (every number from ``ADAPTIVE``). The rules in short and their
+reasoning: docs/design.md, "Notes by module" and "Rate limiter".
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
 """Upload many KPI snapshots: a bounded worker pool, four outcomes, an optional journal.
 
-Every item read from ``items`` ends in exactly one outcome of ``BulkResult``:
-
-- ``succeeded``: the server stored it (or a journal says an earlier run did: ``skipped``);
-- ``failed``: it was definitely not applied (a bad item, a 4xx, a refused write...);
-- ``unknown``: it may have been applied (``UnknownOutcomeError``, cancellation while
-  in flight, a 2xx answer that could not be read, or a journal entry of unknown outcome);
-- ``not_attempted``: it was read but never sent, because the upload was stopping.
-
-Items that were never read from ``items`` (after a stop) are in no outcome: the counts add
-up to ``BulkResult.consumed``, the number of items read. The write-ahead journal is in
-``journal.py``, the read-back of unknown items (``reconcile=True``) in ``reconcile.py``, the
-result types in ``bulk_result.py``; this module runs the pool.
+Every item read ends in exactly one outcome of ``BulkResult`` (succeeded, failed,
+unknown, not_attempted; docs/design.md, "Exactly-once uploads"). The journal is in
+``journal.py``, the read-back in ``reconcile.py``, the result types in ``bulk_result.py``.
 """
 
 from __future__ import annotations
@@ -337,6 +328,8 @@ class _Upload:
             self.fatal = exc
 
 
+# The keywords below are those of Kpis.upload_snapshots (resources.py), which forwards
+# them one by one: an explicit public signature there, the work here (a known pair).
 async def upload_snapshots(
     client: SessionSource,
     items: Iterable[SnapshotUpload] | AsyncIterable[SnapshotUpload],

@@ -1,17 +1,7 @@
 """A write-ahead journal for bulk uploads: an intent before each POST, an outcome after it.
 
-Each line is one JSON object:
-
-- ``{"id": 7, "intent": KEY, "kpiId": ..., "group": ..., "value": ...}`` is written, and made
-  durable as ``fsync`` says, before the POST of entry 7 leaves;
-- ``{"id": 7, "outcome": "succeeded" | "failed" | "unknown", "key": KEY, ...}`` is written when
-  it ends. An outcome that settles an earlier ``unknown`` (by read-back) carries
-  ``"was": "unknown"``.
-
-On a re-run, an intent without an outcome is an item whose fate a crash left unknown: it is
-never sent again blindly. Lines without an ``id`` (the journal format before intents) count as
-outcomes. A damaged line is skipped, counted and logged; the lines after it still count.
-Why ``fsync="group"`` is the default: see ``Journal``.
+One JSON object per line; an intent without an outcome is never sent again blindly.
+The line format and the re-run rules: docs/design.md, "Notes by module".
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
 """Settle uploads of unknown outcome by reading their KPI days back; see docs/design.md.
 
-For each unknown item, the day it writes is read back through the snapshot query
-(``GET /v1/kpi-snapshots``), one query per KPI, time zone and window of up to
-``WINDOW_DAYS`` days, under the client's rate limit and per-call deadline:
-
-- **applied**: the day holds exactly the intended value and no other item of the upload
-  falls on that day: the item succeeded (``reconciled_count``);
-- **absent**: the day holds no value: the item is sent once more; that send is again
-  ambiguous-safe (an unknown outcome is read back in the next round, never resent blindly);
-- **conflict**: anything else: the item stays unknown with a ``SnapshotConflictError``
-  saying what the day holds.
-
-Read-back proves "applied" only under the assumptions in the README ("Exactly-once
-uploads"): read-your-writes, nothing else writes those days, one snapshot per KPI day.
+Each unknown item is applied (succeeded), absent (sent once more) or a conflict (stays
+unknown with a ``SnapshotConflictError``); docs/design.md, "Notes by module", says how.
 """
 
 from __future__ import annotations

@@ -14,14 +14,7 @@ import attrs
 from gtmhub_async.errors import DeadlineExceededError, GtmhubError
 from gtmhub_async.limits import Limiter
 from gtmhub_async.retry import RetryPolicy, RetryQuota
-from gtmhub_async.retry_decision import (
-    Attempt,
-    CallState,
-    Raise,
-    Retry,
-    decide,
-    unknown_outcome,
-)
+from gtmhub_async.retry_decision import Attempt, CallState, Raise, Retry, decide, unknown_outcome
 from gtmhub_async.routes import Call, Route
 from gtmhub_async.transport import Answer, SendFailure, send_once
 from gtmhub_async.wire import PreparedRequest, build_request, parse_response, parse_retry_after
