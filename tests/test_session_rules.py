@@ -410,3 +410,41 @@ async def test_every_throttle_and_server_error_is_counted() -> None:
     assert stats == ClientStats(
         calls=2, attempts=6, retries=4, throttled=2, server_errors=2, transport_errors=0
     )
+
+
+class _ClosedLimiter(RecordingLimiter):
+    """A limiter whose gate never opens."""
+
+    async def acquire(self) -> None:
+        """Wait forever."""
+        self.events.append("acquire")
+        await asyncio.Event().wait()
+
+
+class _ClosedRate(RecordingRate):
+    def open(self, *, key: str) -> Limiter:
+        """Return a limiter that never lets a request start."""
+        return _ClosedLimiter(self.events)
+
+
+def test_a_post_whose_deadline_ends_in_the_limiter_was_never_sent() -> None:
+    async def main() -> tuple[GtmhubError, GtmhubError, CallState]:
+        with aioresponses():
+            async with client(rate_limit=_ClosedRate([])) as c:
+                with pytest.raises(GtmhubError) as plain:
+                    await c.kpis.create_snapshot(KPI_ID, snapshot(), timeout=1.0)
+                state = CallState()
+                params = CREATE_SNAPSHOT.params(KPI_ID, snapshot(), timeout=1.0)
+                with pytest.raises(GtmhubError) as stated:
+                    await c.open_session().call(CREATE_SNAPSHOT, params, state=state)
+        return plain.value, stated.value, state
+
+    plain, stated, state = run(main)
+    for error in (plain, stated):
+        assert type(error) is DeadlineExceededError
+        assert str(error) == (
+            f"POST /v1/kpis/{KPI_ID}/snapshots did not complete within its time budget "
+            "of 1 s (0 attempts)"
+        )
+        assert error.attempts == 0
+    assert state == CallState(attempt=0, spent=0, in_flight=False)
