@@ -18,7 +18,16 @@ from gtmhub_async.retry import RetryPolicy, RetryQuota
 from gtmhub_async.transport import Answer, SendFailure
 from gtmhub_async.wire import PreparedRequest, api_error
 
-__all__ = ["CallState", "Decision", "Raise", "Retry", "Return", "decide", "unknown_outcome"]
+__all__ = [
+    "Attempt",
+    "CallState",
+    "Decision",
+    "Raise",
+    "Retry",
+    "Return",
+    "decide",
+    "unknown_outcome",
+]
 
 
 @attrs.define
