@@ -22,6 +22,7 @@ from gtmhub_async.retry_decision import (
     Retry,
     Return,
     decide,
+    unknown_outcome,
 )
 from gtmhub_async.transport import Answer, SendFailure
 from gtmhub_async.wire import PreparedRequest
@@ -206,6 +207,7 @@ def test_a_maybe_sent_failure_makes_a_post_unknown() -> None:
     )
     assert decision.cause is failure.cause
     assert decision.error.attempts == 2
+    assert (decision.error.method, decision.error.url) == ("POST", URL)
 
 
 def test_a_timed_out_attempt_costs_twice_the_quota() -> None:
@@ -230,3 +232,17 @@ def test_a_transport_failure_without_quota_or_attempts_left_raises(
     )
     assert decision.error.attempts == attempt
     assert decision.cause is timed_out.cause
+
+
+def test_a_retry_that_costs_one_token_is_still_a_retry() -> None:
+    quota = RetryQuota(retry_cost=1, available=1)
+    assert run(answer(500), quota=quota) == Retry(0.5)
+    assert quota.available == 0
+
+
+def test_an_unknown_outcome_chains_the_answer_that_made_it_unknown() -> None:
+    cause = ServerError(502, "bad gateway")
+    error = unknown_outcome(request(idempotent=False), URL, 1, "the server answered 502", cause)
+    assert error.__cause__ is cause
+    assert error.response_error is cause
+    assert (error.method, error.url, error.attempts) == ("POST", URL, 1)
