@@ -11,16 +11,15 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from gtmhub_async.errors import GtmhubError
+from gtmhub_async._validate import check_int_range
+from gtmhub_async.errors import PaginationError
 from gtmhub_async.models import Kpi, KpiPage
-from gtmhub_async.routes import MAX_PAGE_SIZE
+from gtmhub_async.routes import LIST_KPIS_PAGE, MAX_PAGE_SIZE
+from gtmhub_async.session import SessionSource
 
-if TYPE_CHECKING:
-    from gtmhub_async.client import GtmhubClient
-
-__all__ = ["DEFAULT_SORT_KEY", "PaginationError", "PageWalk", "total_sort"]
+__all__ = ["DEFAULT_SORT_KEY", "PageWalk", "total_sort"]
 
 logger = logging.getLogger("gtmhub_async.pagination")
 
@@ -31,30 +30,6 @@ _ID_KEYS: Final = frozenset({"_id", "-_id", "+_id", "id", "-id", "+id"})
 
 #: Pages whose ids are remembered to drop duplicates (see ``_PageWalk._accept``).
 _REMEMBERED_PAGES: Final = 2
-
-
-class PaginationError(GtmhubError):
-    """Raise when a page of a walk failed; ``position`` is where to resume, the cause is chained.
-
-    ``client.kpis.list(start=exc.position, max_items=...)`` continues the walk with
-    the first item that was not yielded; ``yielded`` says how many items were.
-    """
-
-    def __init__(self, message: str, *, position: int, yielded: int) -> None:
-        super().__init__(message)
-        #: The skip of the first item not yielded: pass it as ``start`` to resume.
-        self.position = position
-        #: How many items the walk had yielded before it failed.
-        self.yielded = yielded
-
-
-def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
 
 
 def _names(name: str, value: object) -> tuple[str, ...] | None:
@@ -88,12 +63,24 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
+async def _fetch_page(
+    client: SessionSource,
+    filter: Mapping[str, Any] | str | None,
+    sort: Sequence[str],
+    fields: Sequence[str] | None,
+    skip: int,
+    take: int,
+) -> KpiPage:
+    params = LIST_KPIS_PAGE.params(filter=filter, sort=sort, fields=fields, skip=skip, take=take)
+    return await client.open_session().call(LIST_KPIS_PAGE, params)
+
+
 class PageWalk:
     """The state of one walk: the pages in flight, the position and the recent ids."""
 
     def __init__(
         self,
-        client: GtmhubClient,
+        client: SessionSource,
         *,
         filter: Mapping[str, Any] | str | None,
         sort: Sequence[str] | str | None,
@@ -109,10 +96,10 @@ class PageWalk:
         self._filter = filter
         self._sort = total_sort(sort)
         self._fields = _names("fields", fields)
-        self._page_size = _check_int("page_size", page_size, 1, MAX_PAGE_SIZE)
-        self._max_items = None if max_items is None else _check_int("max_items", max_items, 0)
-        self._start = _check_int("start", start, 0)
-        self._prefetch = _check_int("prefetch", prefetch, 0)
+        self._page_size = check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+        self._max_items = None if max_items is None else check_int_range("max_items", max_items, 0)
+        self._start = check_int_range("start", start, 0)
+        self._prefetch = check_int_range("prefetch", prefetch, 0)
         #: Pages requested but not yet handed out, in order: (skip, take, task).
         self._ahead: deque[tuple[int, int, asyncio.Task[KpiPage]]] = deque()
         #: The skip of the next page to request.
@@ -143,9 +130,7 @@ class PageWalk:
     def _fetch(self, skip: int, take: int) -> Coroutine[Any, Any, KpiPage]:
         # Only the client is referenced, never the walk: a prefetch task must not
         # keep an abandoned iterator alive, or its __del__ could not cancel the task.
-        return self._client.kpis.list_page(
-            filter=self._filter, sort=self._sort, fields=self._fields, skip=skip, take=take
-        )
+        return _fetch_page(self._client, self._filter, self._sort, self._fields, skip, take)
 
     def _next_range(self) -> tuple[int, int] | None:
         skip = self._next_skip

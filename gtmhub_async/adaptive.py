@@ -1,26 +1,8 @@
 """The adaptive rate rules: one parameter set (``ADAPTIVE``) and the pure ``AdaptiveRate``.
 
-Both limiters follow these rules: ``LocalLimiter`` through ``AdaptiveRate``, and
-``RedisRateLimit`` in its Lua script, which gets every number from ``ADAPTIVE`` as
-ARGV. The reasoning is in docs/design.md, "Rate limiter". In short (P is
-``time_period``, a window is ``P + slack``):
-
-* **Gate.** A 429, or a 503 with Retry-After, closes one gate until
-  ``now + Retry-After`` (capped); a 429 without it backs off 1, 2, 4 ... 32 s.
-  Throttles while the gate is closed only push it later.
-* **Rate signal.** A 429 with the gate open, at most once per P. A 503 is one only
-  in a wave: at least ``wave_share`` of the last window's answers and at least
-  ``wave_min`` of them; isolated 503s cut nothing.
-* **Level.** 99% of the answers accepted in the last window (never above the
-  current rate); when no request was waiting the count measures the client, not
-  the server, so the level is at least 70% of the current rate. Nothing accepted
-  (a storm): a 30% cut, the learned ceiling unchanged.
-* **Tentative, then confirmed.** A level is first tentative: when the gate
-  reopens the rate climbs, doubling every half P (faster when needed to reach
-  its target within 3 P), to ``max_rate``. A second throttle within 20% of it
-  confirms it; reaching ``max_rate`` with a whole window free of throttles drops
-  it. A confirmed ceiling is held, and probed (the same climb) after 10 P, then
-  after twice as long each time the probe finds it again, up to 20 P.
+Both limiters follow them: ``LocalLimiter`` through ``AdaptiveRate``, ``RedisRateLimit``
+in its Lua script (every number from ``ADAPTIVE``). The rules in short and their
+reasoning: docs/design.md, "Notes by module" and "Rate limiter".
 """
 
 from __future__ import annotations
@@ -32,7 +14,9 @@ from collections.abc import Callable
 
 import attrs
 
-__all__ = ["ADAPTIVE", "AdaptiveParams", "AdaptiveRate", "check_positive", "is_throttle"]
+from gtmhub_async._validate import check_positive
+
+__all__ = ["ADAPTIVE", "AdaptiveParams", "AdaptiveRate", "is_throttle"]
 
 logger = logging.getLogger("gtmhub_async.limits")
 
@@ -57,6 +41,11 @@ class AdaptiveParams:
     backoff_max: float = 32.0  #: ... up to this.
     max_gate: float = 60.0  #: The longest one throttle may close the gate.
 
+    def gate_seconds(self, retry_after: float) -> float:
+        """Return how long a Retry-After closes the gate: 0 for NaN or negative, <= max_gate."""
+        # NaN and negatives count as "now"; a huge value must not stall the client.
+        return min(max(retry_after, 0.0), self.max_gate) if retry_after >= 0 else 0.0
+
     def slack(self, time_period: float) -> float:
         """Return the pacing slack added to every ``time_period``."""
         return max(self.slack_fraction * time_period, self.slack_min)
@@ -68,17 +57,6 @@ class AdaptiveParams:
 
 #: The one parameter set both limiters use.
 ADAPTIVE = AdaptiveParams()
-
-
-def check_positive(name: str, value: object) -> float:
-    """Return ``value`` as a float; raise TypeError/ValueError unless finite and positive."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return float(value)
 
 
 def is_throttle(status: int, retry_after: float | None) -> bool:
@@ -221,8 +199,7 @@ class AdaptiveRate:
     def _gate_delay(self, retry_after: float | None) -> float:
         if retry_after is None:
             return self._backoff
-        # NaN and negatives count as "now"; a huge value must not stall the client.
-        return min(max(retry_after, 0.0), self.params.max_gate) if retry_after >= 0 else 0.0
+        return self.params.gate_seconds(retry_after)
 
     def on_throttled(
         self, retry_after: float | None, *, status: int = 429, saturated: bool = False

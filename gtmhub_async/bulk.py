@@ -1,17 +1,8 @@
 """Upload many KPI snapshots: a bounded worker pool, four outcomes, an optional journal.
 
-Every item read from ``items`` ends in exactly one outcome of ``BulkResult``:
-
-- ``succeeded``: the server stored it (or a journal says an earlier run did: ``skipped``);
-- ``failed``: it was definitely not applied (a bad item, a 4xx, a refused write...);
-- ``unknown``: it may have been applied (``UnknownOutcomeError``, cancellation while
-  in flight, a 2xx answer that could not be read, or a journal entry of unknown outcome);
-- ``not_attempted``: it was read but never sent, because the upload was stopping.
-
-Items that were never read from ``items`` (after a stop) are in no outcome: the counts add
-up to ``BulkResult.consumed``, the number of items read. The write-ahead journal is in
-``journal.py``, the read-back of unknown items (``reconcile=True``) in ``reconcile.py``, the
-result types in ``bulk_result.py``; this module runs the pool.
+Every item read ends in exactly one outcome of ``BulkResult`` (succeeded, failed,
+unknown, not_attempted; docs/design.md, "Exactly-once uploads"). The journal is in
+``journal.py``, the read-back in ``reconcile.py``, the result types in ``bulk_result.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +11,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sized
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from gtmhub_async.bulk_result import (
     MAX_CONCURRENCY,
@@ -40,10 +31,9 @@ from gtmhub_async.errors import (
     UnknownOutcomeError,
 )
 from gtmhub_async.journal import FsyncMode, Journal, read_journal, take
-from gtmhub_async.session import last_call_in_flight
-
-if TYPE_CHECKING:
-    from gtmhub_async.client import GtmhubClient
+from gtmhub_async.reconcile import reconcile_result
+from gtmhub_async.routes import CREATE_SNAPSHOT
+from gtmhub_async.session import CallState, SessionSource
 
 __all__ = [
     "MAX_CONCURRENCY",
@@ -69,7 +59,7 @@ class _Upload:
 
     def __init__(
         self,
-        client: GtmhubClient,
+        client: SessionSource,
         items: Iterable[object] | AsyncIterable[object],
         *,
         on_progress: ProgressCallback | None,
@@ -80,7 +70,7 @@ class _Upload:
         keep_succeeded: bool,
         result: BulkResult,
     ) -> None:
-        self._create = client.kpis.create_snapshot
+        self._client = client
         self._sync: Iterator[object] | None = None
         self._async: AsyncIterator[object] | None = None
         if isinstance(items, AsyncIterable):
@@ -88,7 +78,8 @@ class _Upload:
             self._lock = asyncio.Lock()
         else:
             self._sync = iter(items)
-        self._total = len(items) if isinstance(items, Sized) else None
+        #: How many items there are, when ``items`` knows its length.
+        self.total = len(items) if isinstance(items, Sized) else None
         self._on_progress = on_progress
         self._stop_on_error = stop_on_error
         self._journal = journal
@@ -185,7 +176,7 @@ class _Upload:
             if self._from_journal(index, upload, key, journal):
                 return False
             try:
-                ident = journal.intent(key, upload)
+                ident = journal.intent(key, upload.kpi_id, upload.snapshot)
                 # Write-ahead: the POST leaves only once its intent is durable.
                 await journal.durable()
             except (OSError, ValueError) as exc:
@@ -195,10 +186,12 @@ class _Upload:
             except asyncio.CancelledError:
                 self._not_attempted(index, upload, ident, key)
                 raise
+        call = CallState()
         try:
-            await self._create(upload.kpi_id, upload.snapshot)
+            params = CREATE_SNAPSHOT.params(upload.kpi_id, upload.snapshot)
+            await self._client.open_session().call(CREATE_SNAPSHOT, params, state=call)
         except asyncio.CancelledError as exc:
-            if not last_call_in_flight():
+            if not call.in_flight:
                 # Cancelled while waiting for the limiter or a backoff: nothing was sent.
                 self._not_attempted(index, upload, ident, key)
                 raise
@@ -325,7 +318,7 @@ class _Upload:
         if self._on_progress is None:
             return
         try:
-            self._on_progress(self.result.done, self._total)
+            self._on_progress(self.result.done, self.total)
         except Exception as exc:
             self._stop(exc)
 
@@ -335,8 +328,10 @@ class _Upload:
             self.fatal = exc
 
 
+# The keywords below are those of Kpis.upload_snapshots (resources.py), which forwards
+# them one by one: an explicit public signature there, the work here (a known pair).
 async def upload_snapshots(
-    client: GtmhubClient,
+    client: SessionSource,
     items: Iterable[SnapshotUpload] | AsyncIterable[SnapshotUpload],
     *,
     concurrency: int = 16,
@@ -352,7 +347,7 @@ async def upload_snapshots(
 ) -> BulkResult:
     """Post every snapshot of ``items`` with at most ``concurrency`` in flight; see ``Kpis``."""
     check_args(items, concurrency, on_progress, journal, result, fsync, fsync_interval)
-    client._session()  # a closed client fails here, before any item is read
+    client.open_session()  # a closed client fails here, before any item is read
     result = BulkResult() if result is None else result
     opened: Journal | None = None
     if journal is not None:
@@ -374,8 +369,8 @@ async def upload_snapshots(
             result=result,
         )
         workers = concurrency
-        if upload._total is not None:
-            workers = max(1, min(workers, upload._total))
+        if upload.total is not None:
+            workers = max(1, min(workers, upload.total))
         try:
             # A pool pulling from one iterator, not a task per item: the number of items
             # held at once is the number of workers, whatever the length of ``items``.
@@ -385,8 +380,6 @@ async def upload_snapshots(
         finally:
             await upload.close_source()
         if upload.fatal is None and reconcile and result.unknown:
-            from gtmhub_async.reconcile import reconcile_result
-
             await reconcile_result(
                 client,
                 result,

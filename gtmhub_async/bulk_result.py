@@ -11,8 +11,9 @@ from typing import Any, Final
 import attrs
 import orjson
 
+from gtmhub_async._validate import check_int_range, check_number, check_object_id
 from gtmhub_async.journal import FSYNC_MODES
-from gtmhub_async.models import KpiSnapshotRequest, check_object_id
+from gtmhub_async.models import KpiSnapshotRequest
 
 __all__ = [
     "MAX_CONCURRENCY",
@@ -157,19 +158,14 @@ def check_args(
             f"items must be an iterable or async iterable of SnapshotUpload, "
             f"got {type(items).__name__}"
         )
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
-        raise TypeError(f"concurrency must be an int, got {type(concurrency).__name__}")
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
+    check_int_range("concurrency", concurrency, 1, MAX_CONCURRENCY)
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be callable, got {type(on_progress).__name__}")
     if journal is not None and not isinstance(journal, str | os.PathLike):
         raise TypeError(f"journal must be a path, got {type(journal).__name__}")
     if fsync not in FSYNC_MODES:
         raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}, got {fsync!r}")
-    if isinstance(fsync_interval, bool) or not isinstance(fsync_interval, int | float):
-        raise TypeError(f"fsync_interval must be a number, got {type(fsync_interval).__name__}")
-    if not 0 <= fsync_interval <= 1:
+    if not 0 <= check_number("fsync_interval", fsync_interval) <= 1:
         raise ValueError(f"fsync_interval must be between 0 and 1 second, got {fsync_interval}")
     if result is not None:
         if not isinstance(result, BulkResult):

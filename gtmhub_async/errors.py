@@ -13,6 +13,7 @@ __all__ = [
     "DeadlineExceededError",
     "GtmhubError",
     "NotFoundError",
+    "PaginationError",
     "PaymentRequiredError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -214,3 +215,18 @@ def error_for_status(status: int) -> type[ApiError]:
     if status >= 500:
         return ServerError
     return ApiError
+
+
+class PaginationError(GtmhubError):
+    """Raise when a page of a walk failed; ``position`` is where to resume, the cause is chained.
+
+    ``client.kpis.list(start=exc.position, max_items=...)`` continues the walk with
+    the first item that was not yielded; ``yielded`` says how many items were.
+    """
+
+    def __init__(self, message: str, *, position: int, yielded: int) -> None:
+        super().__init__(message)
+        #: The skip of the first item not yielded: pass it as ``start`` to resume.
+        self.position = position
+        #: How many items the walk had yielded before it failed.
+        self.yielded = yielded

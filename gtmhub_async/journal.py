@@ -1,17 +1,7 @@
 """A write-ahead journal for bulk uploads: an intent before each POST, an outcome after it.
 
-Each line is one JSON object:
-
-- ``{"id": 7, "intent": KEY, "kpiId": ..., "group": ..., "value": ...}`` is written, and made
-  durable as ``fsync`` says, before the POST of entry 7 leaves;
-- ``{"id": 7, "outcome": "succeeded" | "failed" | "unknown", "key": KEY, ...}`` is written when
-  it ends. An outcome that settles an earlier ``unknown`` (by read-back) carries
-  ``"was": "unknown"``.
-
-On a re-run, an intent without an outcome is an item whose fate a crash left unknown: it is
-never sent again blindly. Lines without an ``id`` (the journal format before intents) count as
-outcomes. A damaged line is skipped, counted and logged; the lines after it still count.
-Why ``fsync="group"`` is the default: see ``Journal``.
+One JSON object per line; an intent without an outcome is never sent again blindly.
+The line format and the re-run rules: docs/design.md, "Notes by module".
 """
 
 from __future__ import annotations
@@ -25,10 +15,11 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal
 import attrs
 import orjson
 
+from gtmhub_async._validate import is_int
 from gtmhub_async.errors import excerpt
 
 if TYPE_CHECKING:
-    from gtmhub_async.bulk import SnapshotUpload
+    from gtmhub_async.models import KpiSnapshotRequest
 
 __all__ = ["FSYNC_MODES", "FsyncMode", "Journal", "JournalState", "read_journal", "take"]
 
@@ -110,7 +101,7 @@ def read_journal(path: str) -> JournalState:
                 if line.strip():
                     state.damaged.append(number)
                 continue
-            if ident is not None and not isinstance(ident, int):
+            if ident is not None and not is_int(ident):
                 state.damaged.append(number)
                 continue
             if ident is not None and ident > top:
@@ -204,15 +195,14 @@ class Journal:
         self._file.flush()
         self._written += 1
 
-    def intent(self, key: str, upload: SnapshotUpload) -> int:
-        """Write that ``upload`` is about to be sent; return its entry id; then ``durable()``."""
+    def intent(self, key: str, kpi_id: str, snapshot: KpiSnapshotRequest) -> int:
+        """Write that a snapshot is about to be sent; return its entry id; then ``durable()``."""
         ident = self._next_id
         self._next_id = ident + 1
-        snapshot = upload.snapshot
         entry: dict[str, Any] = {
             "id": ident,
             "intent": key,
-            "kpiId": upload.kpi_id,
+            "kpiId": kpi_id,
             "group": snapshot.group.isoformat(),
             "value": snapshot.value,
         }

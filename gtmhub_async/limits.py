@@ -1,23 +1,8 @@
 """Client-side rate limiting: the Limiter interface, RateLimit and LocalLimiter.
 
-A *rate limit* (``RateLimit``, ``RedisRateLimit``) is plain configuration that a
-client accepts. When the client opens, inside the running event loop, it calls
-``rate_limit.open(key=...)`` to get a running ``Limiter`` bound to that loop.
-Every request of the client then awaits ``limiter.acquire()`` before it starts,
-and reports its answer with ``limiter.on_response(...)``.
-
-``LocalLimiter`` hands out start slots in FIFO order. The rules that decide the
-rate and the gate (a 429 closes one gate shared by every coroutine; the rate
-learns the server's ceiling, tentatively first) live in ``gtmhub_async.adaptive``.
-
-**Pacing.** Starts are spaced evenly, one every ``(time_period + slack) / rate``
-seconds, never in bursts: ``max_rate`` starts span ``time_period + slack``, so no
-window of ``time_period`` seconds holds more than ``max_rate`` of them
-(``ceil(max_rate)`` when it is not a whole number), neither at start-up nor
-after an idle spell (an idle limiter banks no credit). ``slack = max(2% of
-time_period, 15 ms)``: with +-5 ms jitter two arrivals can come 10 ms closer
-than they were sent; 5 ms (``catch_up``) let a start that a late timer delayed
-be made up on the next one; 2% keeps 98% of ``max_rate``.
+A rate limit is configuration; ``open(key=...)`` gives a ``Limiter`` bound to the running
+loop, which paces starts evenly and holds a 429 gate with the rules of ``adaptive``.
+The pacing reasoning: docs/design.md, "Notes by module".
 """
 
 from __future__ import annotations
@@ -31,7 +16,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from gtmhub_async.adaptive import ADAPTIVE, AdaptiveRate, check_positive, is_throttle
+from gtmhub_async._validate import check_positive
+from gtmhub_async.adaptive import ADAPTIVE, AdaptiveRate, is_throttle
 from gtmhub_async.errors import ClientStateError
 
 __all__ = [

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import enum
 import functools
-import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Final
 
 import attrs
+
+from gtmhub_async._validate import check_finite, check_object_id, valid_date
 
 __all__ = [
     "UNSET",
@@ -42,22 +43,6 @@ __all__ = [
     "check_object_id",
     "time_zone_form",
 ]
-
-_OBJECT_ID = re.compile(r"[0-9a-f]{24}\Z", re.IGNORECASE)
-
-
-def check_object_id(value: object, what: str = "id") -> str:
-    """Return ``value`` if it is a 24-hex-digit object id; raise ValueError or TypeError."""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str of 24 hex digits, got {type(value).__name__}")
-    if not _OBJECT_ID.match(value):
-        raise ValueError(f"{what} must be 24 hex digits, got {value!r}")
-    return value
-
-
-def valid_object_id(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Check, as an attrs validator, that a field holds a 24-hex-digit id."""
-    check_object_id(value, attribute.name)
 
 
 def valid_object_ids(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -228,15 +213,7 @@ class KpiPage:
 
 
 def _finite(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{attribute.name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
-
-
-def _a_date(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, date) or isinstance(value, datetime):
-        raise TypeError(f"{attribute.name} must be a datetime.date, got {type(value).__name__}")
+    check_finite(attribute.name, value)
 
 
 def _non_empty(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -254,7 +231,7 @@ class KpiSnapshotRequest:
     combined by the KPI's aggregation, so posting one twice can change a sum.
     """
 
-    group: date = attrs.field(validator=_a_date)
+    group: date = attrs.field(validator=valid_date)
     value: float = attrs.field(validator=_finite)
     #: ``UTC``, ``UTC+2``, ``UTC-7`` [C], ``UTC+05:30`` or an IANA name [I]: any
     #: text is sent as is, because the account's setting decides, not the SDK.

@@ -1,34 +1,20 @@
 """Walk every KPI of ``GET /v2/kpis`` page by page, fetching the next page ahead of time.
 
-A walk ends only on an empty page or when ``skip`` reaches ``totalCount``: a page
-shorter than asked is NOT the last one, because a server may cap the page size
-below what was asked or ignore ``take`` [C: the vendor's paging page; some v2
-endpoints page by ``limit``]. After a page of another size than asked, the walk
-goes on from where that page ended and asks for the size it was served. Only
-``take`` is sent, never ``limit`` too (see ``routes.ListKpisPage``); default page
-size 100 (the vendor's default [C]), largest 500 [I]. A page holding only KPIs
-already yielded (a server that ignores ``skip``) raises ``PaginationError`` with
-the position instead of looping forever or dropping items.
-
-Offset paging (skip/take) over a collection that changes during the walk is
-inherently approximate: an insert before the current offset pushes items one
-place right (the walk would see one twice), a delete pulls them one place left
-(the walk would miss one). The iterator drops the duplicates, warns when the
-total count changes, and always sends a total sort order so that pages of an
-unchanged collection never overlap or leave gaps.
+A walk ends only on an empty page or when ``skip`` reaches ``totalCount``; duplicates
+are dropped and a page of only seen KPIs raises ``PaginationError``. The reasoning:
+docs/design.md, "Notes by module".
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
-from gtmhub_async._page_walk import DEFAULT_SORT_KEY, PageWalk, PaginationError, total_sort
+from gtmhub_async._page_walk import DEFAULT_SORT_KEY, PageWalk, total_sort
+from gtmhub_async.errors import PaginationError
 from gtmhub_async.models import Kpi, KpiPage
-
-if TYPE_CHECKING:
-    from gtmhub_async.client import GtmhubClient
+from gtmhub_async.session import SessionSource
 
 __all__ = [
     "DEFAULT_SORT_KEY",
@@ -99,9 +85,11 @@ class KpiIterator(_Closing, AsyncIterator[Kpi]):
     A failed page raises ``PaginationError`` (its ``position`` resumes the walk).
     """
 
+    # The keywords of Kpis.list (resources.py), which forwards them one by one so that
+    # its public signature stays explicit: a known pair for `duplicates`.
     def __init__(
         self,
-        client: GtmhubClient,
+        client: SessionSource,
         *,
         filter: Mapping[str, Any] | str | None = None,
         sort: Sequence[str] | str | None = None,

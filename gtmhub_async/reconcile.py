@@ -1,18 +1,7 @@
 """Settle uploads of unknown outcome by reading their KPI days back; see docs/design.md.
 
-For each unknown item, the day it writes is read back through the snapshot query
-(``GET /v1/kpi-snapshots``), one query per KPI, time zone and window of up to
-``WINDOW_DAYS`` days, under the client's rate limit and per-call deadline:
-
-- **applied**: the day holds exactly the intended value and no other item of the upload
-  falls on that day: the item succeeded (``reconciled_count``);
-- **absent**: the day holds no value: the item is sent once more; that send is again
-  ambiguous-safe (an unknown outcome is read back in the next round, never resent blindly);
-- **conflict**: anything else: the item stays unknown with a ``SnapshotConflictError``
-  saying what the day holds.
-
-Read-back proves "applied" only under the assumptions in the README ("Exactly-once
-uploads"): read-your-writes, nothing else writes those days, one snapshot per KPI day.
+Each unknown item is applied (succeeded), absent (sent once more) or a conflict (stays
+unknown with a ``SnapshotConflictError``); docs/design.md, "Notes by module", says how.
 """
 
 from __future__ import annotations
@@ -22,7 +11,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
 from gtmhub_async.bulk_result import BulkResult, DayKey, ItemResult, SnapshotUpload, day_key
 from gtmhub_async.bulk_result import snapshot_key as _snapshot_key
@@ -32,11 +21,9 @@ from gtmhub_async.errors import (
     SnapshotConflictError,
     UnknownOutcomeError,
 )
-
-if TYPE_CHECKING:
-    from gtmhub_async.client import GtmhubClient
-    from gtmhub_async.journal import Journal
-    from gtmhub_async.models import KpiSnapshot
+from gtmhub_async.journal import Journal
+from gtmhub_async.routes import CREATE_SNAPSHOT, LIST_SNAPSHOTS
+from gtmhub_async.session import SessionSource
 
 __all__ = ["WINDOW_DAYS", "Verdict", "decide", "reconcile_result"]
 
@@ -85,7 +72,7 @@ class _Round:
 
     def __init__(
         self,
-        client: GtmhubClient,
+        client: SessionSource,
         result: BulkResult,
         journal: Journal | None,
         day_counts: Mapping[DayKey, int],
@@ -107,9 +94,10 @@ class _Round:
     ) -> dict[date, list[float | None]] | None:
         async with self.gate:
             try:
-                rows: list[KpiSnapshot] = await self.client.kpi_snapshots.list(
+                params = LIST_SNAPSHOTS.params(
                     ids=[kpi_id], time_zone=zone, from_date=window[0], to_date=window[1]
                 )
+                rows = await self.client.open_session().call(LIST_SNAPSHOTS, params)
             except GtmhubError as exc:
                 logger.warning("reading back KPI %s failed: %s", kpi_id, exc)
                 return None
@@ -191,10 +179,11 @@ class _Round:
                 journal.outcome(
                     self.entries.pop(item.index, None), "failed", key, item.index, was="unknown"
                 )
-                ident = journal.intent(key, upload)
+                ident = journal.intent(key, upload.kpi_id, upload.snapshot)
                 await journal.durable()
             try:
-                await self.client.kpis.create_snapshot(upload.kpi_id, upload.snapshot)
+                params = CREATE_SNAPSHOT.params(upload.kpi_id, upload.snapshot)
+                await self.client.open_session().call(CREATE_SNAPSHOT, params)
             except (UnknownOutcomeError, ResponseDecodeError) as exc:
                 self._again_unknown(item, ident, exc)
             except GtmhubError as exc:
@@ -233,7 +222,7 @@ class _Round:
 
 
 async def reconcile_result(
-    client: GtmhubClient,
+    client: SessionSource,
     result: BulkResult,
     *,
     journal: Journal | None = None,

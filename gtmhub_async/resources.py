@@ -5,16 +5,15 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import AsyncIterable, Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
 from gtmhub_async import bulk, routes
 from gtmhub_async.bulk import BulkResult, SnapshotUpload
 from gtmhub_async.journal import FsyncMode
 from gtmhub_async.pagination import KpiIterator
+from gtmhub_async.reconcile import reconcile_result
 from gtmhub_async.routes import Route
-
-if TYPE_CHECKING:
-    from gtmhub_async.client import GtmhubClient
+from gtmhub_async.session import SessionSource
 
 __all__ = ["Endpoint", "Insights", "KpiSnapshots", "Kpis", "Resource", "Users"]
 
@@ -27,7 +26,7 @@ class Resource:
 
     __slots__ = ("_bound", "_client")
 
-    def __init__(self, client: GtmhubClient) -> None:
+    def __init__(self, client: SessionSource) -> None:
         self._client = client
         # Bound endpoint methods, made once per resource instead of on every access.
         self._bound: dict[Endpoint[..., Any], Callable[..., Any]] = {}
@@ -71,7 +70,7 @@ class Endpoint(Generic[P, RespT]):
             # Build (and so validate) the parameters before touching the session:
             # bad input fails the same way whether or not the client is open.
             params = route.params(*args, **kwargs)
-            return await client._session().call(route, params)
+            return await client.open_session().call(route, params)
 
         call.__name__ = route.name.rpartition(".")[2]
         call.__qualname__ = route.name
@@ -211,6 +210,4 @@ class Kpis(Resource):
         (``resent_count``); anything else stays unknown with a ``SnapshotConflictError``
         (``conflict_count``). What read-back can prove: README, "Exactly-once uploads".
         """
-        from gtmhub_async.reconcile import reconcile_result
-
         return await reconcile_result(self._client, result, concurrency=concurrency)

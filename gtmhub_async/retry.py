@@ -7,20 +7,19 @@ from typing import Any
 
 import attrs
 
+from gtmhub_async._validate import check_int, check_number
+from gtmhub_async.adaptive import is_throttle
+
 __all__ = ["RetryPolicy", "RetryQuota"]
 
 
 def _non_negative(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{attribute.name} must be a number, got {type(value).__name__}")
-    if value < 0:
+    if check_number(attribute.name, value) < 0:
         raise ValueError(f"{attribute.name} must not be negative, got {value!r}")
 
 
 def _attempts(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"max_attempts must be an int, got {type(value).__name__}")
-    if value < 1:
+    if check_int("max_attempts", value) < 1:
         raise ValueError(f"max_attempts must be at least 1, got {value}")
 
 
@@ -50,9 +49,7 @@ class RetryPolicy:
         """
         if status not in self.retry_statuses:
             return False
-        if idempotent:
-            return True
-        return status == 429 or (status == 503 and retry_after is not None)
+        return idempotent or is_throttle(status, retry_after)
 
 
 @attrs.define

@@ -19,6 +19,14 @@ import attrs
 
 from gtmhub_async import converter
 from gtmhub_async._answers import any_json, model, model_list, no_content, write_model
+from gtmhub_async._validate import (
+    check_int,
+    check_int_range,
+    check_object_id,
+    valid_object_id,
+    valid_optional_date,
+    valid_timeout,
+)
 from gtmhub_async.models import (
     CreateKpiRequest,
     Formatting,
@@ -28,8 +36,6 @@ from gtmhub_async.models import (
     KpiSnapshotRequest,
     UpdateKpiRequest,
     VirtualKpiGroup,
-    check_object_id,
-    valid_object_id,
     valid_object_ids,
 )
 
@@ -73,11 +79,6 @@ def _in(
     return {"in": where, "wire": wire, "encode": encode}
 
 
-def _optional_date(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, date) or hasattr(value, "hour")):
-        raise TypeError(f"{attribute.name} must be a datetime.date, got {type(value).__name__}")
-
-
 def _non_empty_str(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{attribute.name} must be a str, got {type(value).__name__}")
@@ -90,20 +91,11 @@ def _optional_bool(inst: object, attribute: attrs.Attribute[Any], value: object)
         raise TypeError(f"{attribute.name} must be a bool, got {type(value).__name__}")
 
 
-def _timeout(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"timeout must be a number of seconds, got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"timeout must be positive, got {value!r}")
-
-
 @attrs.frozen(kw_only=True)
 class Call:
     """Parameters every call takes: a per-call ``timeout`` (seconds, the whole call's budget)."""
 
-    timeout: float | None = attrs.field(default=None, validator=_timeout)
+    timeout: float | None = attrs.field(default=None, validator=valid_timeout)
 
 
 # --- Parameter classes, one per route -------------------------------------------------
@@ -139,10 +131,10 @@ class ListSnapshots(Call):
         metadata=_in("query", "groupBy"), default=None, kw_only=True
     )
     from_date: date | None = attrs.field(
-        metadata=_in("query", "from"), default=None, kw_only=True, validator=_optional_date
+        metadata=_in("query", "from"), default=None, kw_only=True, validator=valid_optional_date
     )
     to_date: date | None = attrs.field(
-        metadata=_in("query", "to"), default=None, kw_only=True, validator=_optional_date
+        metadata=_in("query", "to"), default=None, kw_only=True, validator=valid_optional_date
     )
 
     def __attrs_post_init__(self) -> None:
@@ -151,16 +143,11 @@ class ListSnapshots(Call):
 
 
 def _take(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"take must be an int, got {type(value).__name__}")
-    if not 1 <= value <= MAX_PAGE_SIZE:
-        raise ValueError(f"take must be between 1 and {MAX_PAGE_SIZE}, got {value}")
+    check_int_range("take", value, 1, MAX_PAGE_SIZE)
 
 
 def _skip(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"skip must be an int, got {type(value).__name__}")
-    if value < 0:
+    if check_int("skip", value) < 0:
         raise ValueError(f"skip must be 0 or more, got {value}")
 
 

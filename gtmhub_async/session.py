@@ -6,34 +6,22 @@ import asyncio
 import logging
 import random
 from collections.abc import Coroutine, Mapping
-from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import attrs
 from yarl import URL
 
 from gtmhub_async.deadline import Deadlines
-from gtmhub_async.errors import (
-    ApiError,
-    DeadlineExceededError,
-    GtmhubError,
-    TransportError,
-    UnknownOutcomeError,
-)
+from gtmhub_async.errors import DeadlineExceededError, GtmhubError
 from gtmhub_async.limits import Limiter, LocalLimiter
 from gtmhub_async.retry import RetryPolicy, RetryQuota
+from gtmhub_async.retry_decision import Attempt, CallState, Raise, Retry, decide, unknown_outcome
 from gtmhub_async.routes import Call, Route
 from gtmhub_async.transport import Answer, SendFailure, send_once
-from gtmhub_async.wire import (
-    PreparedRequest,
-    api_error,
-    build_request,
-    parse_response,
-    parse_retry_after,
-)
+from gtmhub_async.wire import PreparedRequest, build_request, parse_response, parse_retry_after
 
-__all__ = ["ClientStats", "Session"]
+__all__ = ["CallState", "ClientStats", "Session", "SessionSource"]
 
 logger = logging.getLogger("gtmhub_async")
 
@@ -55,27 +43,12 @@ class ClientStats:
     transport_errors: int = 0
 
 
-@attrs.define
-class _CallState:
-    """Where one call stands: attempts made, retry quota spent, whether a request is out."""
+class SessionSource(Protocol):
+    """Anything that hands out an open Session: the client, as the flows see it."""
 
-    attempt: int = 0
-    spent: int = 0
-    in_flight: bool = False
-
-
-#: The state of the last call made by the current task (each task has its own context).
-_LAST_CALL: ContextVar[_CallState | None] = ContextVar("gtmhub_async_last_call", default=None)
-
-
-def last_call_in_flight() -> bool:
-    """Return whether this task's last call ended with a request on the wire.
-
-    After a call was cancelled this tells "it may have reached the server" (True)
-    from "it was still waiting for the limiter or a backoff, nothing was sent" (False).
-    """
-    state = _LAST_CALL.get()
-    return state is not None and state.in_flight
+    def open_session(self) -> Session:
+        """Return the open Session, or raise ClientStateError when there is none."""
+        ...
 
 
 class Session:
@@ -134,15 +107,21 @@ class Session:
         self._rng = rng or random.Random()
         self.stats = ClientStats()
 
-    async def call(self, route: Route[..., RespT], params: Call) -> RespT:
-        """Send a call within its time budget, retrying only what may be sent again."""
+    async def call(
+        self, route: Route[..., RespT], params: Call, *, state: CallState | None = None
+    ) -> RespT:
+        """Send a call within its time budget, retrying only what may be sent again.
+
+        ``state``, when given, is filled in as the call goes: after the call ended (even
+        by cancellation) its ``in_flight`` says whether a request may have reached the server.
+        """
         prepared = build_request(route, params)
         self.stats.calls += 1
         loop = asyncio.get_running_loop()
         budget = prepared.timeout if prepared.timeout is not None else self._timeout
         deadline = loop.time() + budget
-        state = _CallState()
-        _LAST_CALL.set(state)
+        if state is None:
+            state = CallState()
         try:
             # asyncio.timeout_at's rules, with one loop timer per client (deadline.py).
             with self._deadlines.at(deadline):
@@ -159,7 +138,7 @@ class Session:
                         and 200 <= answer.status < 300
                         and (limiter is None or fast is not None)
                     ):
-                        # A 2xx answer: what _next_delay does for it, without a coroutine.
+                        # A 2xx answer: what decide() does for it, without a coroutine.
                         if fast is not None:
                             fast.heard(answer.status, None)
                         state.in_flight = False
@@ -200,8 +179,9 @@ class Session:
         except TimeoutError:
             attempt = state.attempt
             if state.in_flight and not prepared.idempotent:
-                raise self._unknown(
+                raise unknown_outcome(
                     prepared,
+                    self._url(prepared),
                     attempt,
                     "the call's time budget ran out "
                     f"after {budget:g} s while the request was in flight",
@@ -244,111 +224,47 @@ class Session:
         self,
         prepared: PreparedRequest,
         answer: Answer | SendFailure,
-        state: _CallState,
+        state: CallState,
         deadline: float,
     ) -> float | None:
         """Return how long to wait before the next attempt, None to stop, or raise."""
-        policy = self._retry
-        attempt = state.attempt
-        if isinstance(answer, SendFailure):
-            self.stats.transport_errors += 1
-            if not (prepared.idempotent or answer.never_sent):
-                raise self._unknown(
-                    prepared,
-                    attempt,
-                    f"the connection failed after the request was sent ({answer})",
-                ) from answer.cause
-            if attempt >= policy.max_attempts or not self._take_quota(state, answer.timed_out):
-                raise self._transport_error(prepared, answer, attempt) from answer.cause
-            return policy.backoff(attempt, self._rng)
-
-        status = answer.status
         retry_after = None
-        if status in (429, 503):
-            retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-        if self._fast is not None:
-            self._fast.heard(status, retry_after)
-        elif self._limiter is not None:
-            await self._limiter.on_response(status, retry_after)
-        if status < 400:
-            # botocore's rule: a success refunds what its retries cost, or one token.
-            self._quota.give_back(state.spent or 1)
-            return None
-        if status == 429:
-            self.stats.throttled += 1
-        elif status >= 500:
-            self.stats.server_errors += 1
-        if not policy.retries_status(
-            status, idempotent=prepared.idempotent, retry_after=retry_after
-        ):
-            if status >= 500 and not prepared.idempotent:
-                raise self._unknown(
-                    prepared,
-                    attempt,
-                    f"the server answered {status}",
-                    cause=self._api_error(prepared, answer),
-                )
-            return None
-        if attempt >= policy.max_attempts:
-            return None
-        if retry_after is not None:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if retry_after > policy.max_retry_after or retry_after > remaining:
-                error = self._api_error(prepared, answer)
-                limit = min(policy.max_retry_after, remaining)
-                error.message += (
-                    f" (Retry-After {retry_after:g} s is longer than the {limit:.3g} s "
-                    "this call may still wait)"
-                )
-                raise error
-            # With a limiter, its shared gate makes every coroutine wait out the
-            # Retry-After once; sleeping here too would wait twice.
-            return 0.0 if self._limiter is not None else retry_after
-        if not self._take_quota(state, False):
-            return None
-        return policy.backoff(attempt, self._rng)
-
-    def _take_quota(self, state: _CallState, timed_out: bool) -> bool:
-        cost = self._quota.take(timed_out=timed_out)
-        state.spent += cost
-        return cost > 0
+        if isinstance(answer, Answer):
+            status = answer.status
+            if status in (429, 503):
+                retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+            if self._fast is not None:
+                self._fast.heard(status, retry_after)
+            elif self._limiter is not None:
+                await self._limiter.on_response(status, retry_after)
+            if status == 429:
+                self.stats.throttled += 1
+            elif status >= 500:
+                self.stats.server_errors += 1
+        else:
+            self.stats.transport_errors += 1
+        attempt = Attempt(
+            request=prepared,
+            url=self._url(prepared),
+            retry_after=retry_after,
+            limiter_waits=self._limiter is not None,
+        )
+        decision = decide(
+            answer,
+            attempt,
+            state,
+            self._retry,
+            self._quota,
+            time_left=deadline - asyncio.get_running_loop().time(),
+            rng=self._rng,
+        )
+        if isinstance(decision, Raise):
+            try:
+                raise decision.error from decision.cause
+            finally:
+                # The error's traceback holds this frame: no reference cycle through it.
+                del decision
+        return decision.delay if isinstance(decision, Retry) else None
 
     def _url(self, prepared: PreparedRequest) -> str:
         return self._base_url + prepared.path
-
-    def _api_error(self, prepared: PreparedRequest, answer: Answer) -> ApiError:
-        return api_error(
-            answer.status,
-            answer.headers,
-            answer.body,
-            method=prepared.method,
-            url=self._url(prepared),
-        )
-
-    def _unknown(
-        self, prepared: PreparedRequest, attempt: int, why: str, cause: ApiError | None = None
-    ) -> UnknownOutcomeError:
-        error = UnknownOutcomeError(
-            f"{prepared.method} {prepared.path} may have been applied: {why}. It was not "
-            "sent again, because sending it twice could apply it twice; check the server "
-            "before retrying it yourself",
-            method=prepared.method,
-            url=self._url(prepared),
-            request=prepared,
-            response_error=cause,
-        )
-        error.attempts = attempt
-        error.__cause__ = cause
-        return error
-
-    def _transport_error(
-        self, prepared: PreparedRequest, failure: SendFailure, attempt: int
-    ) -> TransportError:
-        error = TransportError(
-            f"{prepared.method} {prepared.path} failed after {attempt} attempt"
-            f"{'s' if attempt != 1 else ''}: {type(failure.cause).__name__}: {failure}",
-            method=prepared.method,
-            url=self._url(prepared),
-        )
-        error.attempts = attempt
-        return error

@@ -7,7 +7,8 @@ import math
 import attrs
 import pytest
 
-from gtmhub_async.adaptive import ADAPTIVE, AdaptiveParams, AdaptiveRate, check_positive
+from gtmhub_async._validate import check_positive
+from gtmhub_async.adaptive import ADAPTIVE, AdaptiveParams, AdaptiveRate
 
 
 class Clock:

@@ -23,6 +23,7 @@ from gtmhub_async import (
     UnknownOutcomeError,
 )
 from gtmhub_async.bulk import ItemResult, snapshot_key
+from gtmhub_async.routes import CREATE_SNAPSHOT
 from gtmhub_async.testing import FakeGtmhub, Faults
 
 DAY = date(2026, 11, 1)
@@ -428,17 +429,26 @@ class _StubKpis:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def create_snapshot(self, kpi_id: str, snapshot: KpiSnapshotRequest) -> None:
-        self.calls += 1
+
+class _StubSession:
+    """Stands for the client's Session: every call is a create_snapshot that succeeds."""
+
+    def __init__(self, kpis: _StubKpis) -> None:
+        self.kpis = kpis
+
+    async def call(self, route: object, params: object, *, state: object = None) -> None:
+        assert route is CREATE_SNAPSHOT
+        self.kpis.calls += 1
         await asyncio.sleep(0)
 
 
 class _StubClient:
     def __init__(self) -> None:
         self.kpis = _StubKpis()
+        self._session = _StubSession(self.kpis)
 
-    def _session(self) -> None:
-        return None
+    def open_session(self) -> _StubSession:
+        return self._session
 
 
 async def test_items_are_read_lazily_and_successes_can_be_counted_only() -> None:

@@ -431,3 +431,15 @@ async def test_an_intent_that_cannot_be_made_durable_is_not_sent_and_stops_the_u
                 )
     assert fake.count("POST") == 0
     assert result.not_attempted_count == 1 and result.consumed == 1
+
+
+def test_a_line_whose_id_is_a_bool_is_damaged(tmp_path: Path) -> None:
+    k1 = "1" * 32
+    path = tmp_path / "j.jsonl"
+    write_journal(
+        path,
+        [intent(0, k1), orjson.dumps({"id": True, "outcome": "succeeded", "key": k1})],
+    )
+    state = read_journal(str(path))
+    assert state.damaged == [2]
+    assert state.orphans == {int(k1, 16): [0]}

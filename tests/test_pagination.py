@@ -20,7 +20,7 @@ from gtmhub_async import (
     PaginationError,
 )
 from gtmhub_async.pagination import KpiIterator
-from gtmhub_async.routes import MAX_PAGE_SIZE
+from gtmhub_async.routes import LIST_KPIS_PAGE, MAX_PAGE_SIZE, ListKpisPage
 from gtmhub_async.testing import FakeGtmhub
 
 TASK_PREFIX = "gtmhub_async kpis.list"
@@ -354,9 +354,24 @@ class _StubKpis:
         return KpiPage(items=items, total_count=self.n)
 
 
+class _StubSession:
+    """Stands for the client's Session: every call is a ``kpis.list_page``."""
+
+    def __init__(self, kpis: _StubKpis) -> None:
+        self.kpis = kpis
+
+    async def call(self, route: object, params: ListKpisPage) -> KpiPage:
+        assert route is LIST_KPIS_PAGE
+        return await self.kpis.list_page(skip=params.skip, take=params.take)
+
+
 class _StubClient:
     def __init__(self, n: int) -> None:
         self.kpis = _StubKpis(n)
+        self._session = _StubSession(self.kpis)
+
+    def open_session(self) -> _StubSession:
+        return self._session
 
 
 async def test_walking_100000_kpis_keeps_only_a_few_pages_alive() -> None:

@@ -562,3 +562,15 @@ async def test_redis_scenario_3_settles_at_a_hidden_limit(
     assert after.count(429) / len(after) < 0.02
     assert _slot_rate(slots, 5.0, 9.0) >= 0.9 * 30 / 1.02
     assert after.count(200) / 4.0 >= 0.3 * 30  # delivered: slots given up, as above
+
+
+def test_a_limit_built_from_a_redis_url_is_the_one_from_url_builds() -> None:
+    from gtmhub_async.redis_limits import RedisUrl
+
+    a = RedisRateLimit.from_url("redis://h:1/0", 5, socket_keepalive=True)
+    b = RedisRateLimit(RedisUrl("redis://h:1/0", {"socket_keepalive": True}), 5)
+    expected = "RedisRateLimit(redis://h:1/0, max_rate=5, time_period=1, on_redis_error='raise')"
+    assert repr(a) == repr(b) == expected
+    assert a._client_kwargs == b._client_kwargs == {"socket_keepalive": True}
+    with pytest.raises(ValueError, match=r"^url must start with redis://, rediss:// or unix://"):
+        RedisUrl("http://h")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import re
 from collections.abc import Callable
 from datetime import date
@@ -28,7 +27,8 @@ from gtmhub_async import (
     UnknownOutcomeError,
 )
 from gtmhub_async.limits import Limiter
-from gtmhub_async.session import ClientStats, last_call_in_flight
+from gtmhub_async.routes import CREATE_SNAPSHOT
+from gtmhub_async.session import CallState, ClientStats
 
 TOKEN = "secret-token-123"
 ACCOUNT = "5be26318e5274a0007f17f61"
@@ -152,10 +152,12 @@ def test_a_deadline_during_the_backoff_after_a_429_is_not_an_unknown_outcome() -
             mocked.add(ANY, "POST", status=429, repeat=True)
             async with client(retry=policy) as c:
                 start = loop.time()
+                state = CallState()
+                params = CREATE_SNAPSHOT.params(KPI_ID, snapshot(), timeout=5.0)
                 try:
-                    await c.kpis.create_snapshot(KPI_ID, snapshot(), timeout=5.0)
+                    await c.open_session().call(CREATE_SNAPSHOT, params, state=state)
                 except GtmhubError as exc:
-                    return exc, last_call_in_flight(), loop.time() - start
+                    return exc, state.in_flight, loop.time() - start
         raise AssertionError("the call succeeded")
 
     error, in_flight, elapsed = run(main)
@@ -176,10 +178,12 @@ def test_a_deadline_while_the_limiter_hears_of_an_applied_post_is_an_unknown_out
             mocked.add(ANY, "POST", status=201, body=SNAPSHOT)
             rate = RecordingRate(events, hold=asyncio.Event())
             async with client(rate_limit=rate) as c:
+                state = CallState()
+                params = CREATE_SNAPSHOT.params(KPI_ID, snapshot(), timeout=2.0)
                 try:
-                    await c.kpis.create_snapshot(KPI_ID, snapshot(), timeout=2.0)
+                    await c.open_session().call(CREATE_SNAPSHOT, params, state=state)
                 except GtmhubError as exc:
-                    return exc, last_call_in_flight(), events
+                    return exc, state.in_flight, events
         raise AssertionError("the call succeeded")
 
     error, in_flight, events = run(main)
@@ -375,8 +379,8 @@ def test_a_retry_after_past_the_deadline_names_the_time_left() -> None:
     )
 
 
-def test_no_call_no_request_in_flight() -> None:
-    assert contextvars.Context().run(last_call_in_flight) is False
+def test_a_fresh_call_state_has_no_request_in_flight() -> None:
+    assert CallState() == CallState(attempt=0, spent=0, in_flight=False)
 
 
 def test_a_retry_after_of_exactly_the_time_left_is_waited_until_the_deadline() -> None:
@@ -406,3 +410,41 @@ async def test_every_throttle_and_server_error_is_counted() -> None:
     assert stats == ClientStats(
         calls=2, attempts=6, retries=4, throttled=2, server_errors=2, transport_errors=0
     )
+
+
+class _ClosedLimiter(RecordingLimiter):
+    """A limiter whose gate never opens."""
+
+    async def acquire(self) -> None:
+        """Wait forever."""
+        self.events.append("acquire")
+        await asyncio.Event().wait()
+
+
+class _ClosedRate(RecordingRate):
+    def open(self, *, key: str) -> Limiter:
+        """Return a limiter that never lets a request start."""
+        return _ClosedLimiter(self.events)
+
+
+def test_a_post_whose_deadline_ends_in_the_limiter_was_never_sent() -> None:
+    async def main() -> tuple[GtmhubError, GtmhubError, CallState]:
+        with aioresponses():
+            async with client(rate_limit=_ClosedRate([])) as c:
+                with pytest.raises(GtmhubError) as plain:
+                    await c.kpis.create_snapshot(KPI_ID, snapshot(), timeout=1.0)
+                state = CallState()
+                params = CREATE_SNAPSHOT.params(KPI_ID, snapshot(), timeout=1.0)
+                with pytest.raises(GtmhubError) as stated:
+                    await c.open_session().call(CREATE_SNAPSHOT, params, state=state)
+        return plain.value, stated.value, state
+
+    plain, stated, state = run(main)
+    for error in (plain, stated):
+        assert type(error) is DeadlineExceededError
+        assert str(error) == (
+            f"POST /v1/kpis/{KPI_ID}/snapshots did not complete within its time budget "
+            "of 1 s (0 attempts)"
+        )
+        assert error.attempts == 0
+    assert state == CallState(attempt=0, spent=0, in_flight=False)

@@ -135,7 +135,7 @@ def every_public_class(
     reveal_type(p_limiter_factory)  # expect: gtmhub_async.limits.LimiterFactory
     reveal_type(p_limiter_stats)  # expect: gtmhub_async.limits.LimiterStats
     reveal_type(p_not_found_error)  # expect: gtmhub_async.errors.NotFoundError
-    reveal_type(p_pagination_error)  # expect: gtmhub_async._page_walk.PaginationError
+    reveal_type(p_pagination_error)  # expect: gtmhub_async.errors.PaginationError
     reveal_type(p_payment_required_error)  # expect: gtmhub_async.errors.PaymentRequiredError
     reveal_type(p_permission_denied_error)  # expect: gtmhub_async.errors.PermissionDeniedError
     reveal_type(p_rate_limit)  # expect: gtmhub_async.limits.RateLimit
@@ -155,7 +155,7 @@ def every_public_class(
     reveal_type(p_update_kpi_request)  # expect: gtmhub_async.models.UpdateKpiRequest
     reveal_type(p_virtual_kpi_group)  # expect: gtmhub_async.models.VirtualKpiGroup
     reveal_type(p_write_result)  # expect: gtmhub_async.models.WriteResult
-    reveal_type(p_redis_rate_limit)  # expect: gtmhub_async.redis_limits.RedisRateLimit
+    reveal_type(p_redis_rate_limit)  # expect: gtmhub_async.redis_limits.config.RedisRateLimit
 
 
 def the_other_names(client: GtmhubClient) -> None:
@@ -164,7 +164,7 @@ def the_other_names(client: GtmhubClient) -> None:
     reveal_type(__version__)  # expect: str
     reveal_type(UNSET)  # expect: Literal[gtmhub_async.models.Unset.UNSET]?
     limit = RedisRateLimit.from_url("redis://localhost:6379/0", 40)
-    reveal_type(limit)  # expect: gtmhub_async.redis_limits.RedisRateLimit
+    reveal_type(limit)  # expect: gtmhub_async.redis_limits.config.RedisRateLimit
     reveal_type(client.stats)  # expect: gtmhub_async.session.ClientStats
     reveal_type(client.limiter)  # expect: gtmhub_async.limits.Limiter | None
     reveal_type(RateLimit(10).open(key="k"))  # expect: gtmhub_async.limits.Limiter

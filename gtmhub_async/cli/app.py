@@ -15,18 +15,19 @@ from typing import Any, Final, NoReturn, TypeVar
 
 import click
 
+from gtmhub_async._validate import is_int
 from gtmhub_async._version import __version__
 from gtmhub_async.errors import (
     ApiError,
     AuthenticationError,
     GtmhubError,
     NotFoundError,
+    PaginationError,
     PermissionDeniedError,
     RateLimiterUnavailableError,
     TransportError,
     UnknownOutcomeError,
 )
-from gtmhub_async.pagination import PaginationError
 
 __all__ = [
     "EXIT_FAILED",
@@ -141,7 +142,7 @@ def run_program(invoke: Callable[[], Any]) -> int:
     except Exception as exc:  # a bug: still one line, with what is needed to report it
         _error(f"internal error: {type(exc).__name__}: {one_line(str(exc))}")
         return EXIT_FAILED
-    if isinstance(result, int) and not isinstance(result, bool):
+    if is_int(result):
         return result
     return EXIT_OK
 

@@ -9,11 +9,11 @@ from typing import Any, Final, TypeVar
 import attrs
 import click
 
+from gtmhub_async._validate import check_object_id
 from gtmhub_async.cli.app import EXIT_USAGE, explain, fail, run
 from gtmhub_async.client import DEFAULT_BASE_URL, GtmhubClient, Region
 from gtmhub_async.errors import GtmhubError
 from gtmhub_async.limits import DEFAULT_RATE_LIMIT, LimiterFactory
-from gtmhub_async.models import check_object_id
 
 __all__ = ["ApiOptions", "api_options", "call", "with_client"]
 

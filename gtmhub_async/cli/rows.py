@@ -14,9 +14,10 @@ from typing import Any, Final
 import attrs
 import click
 
+from gtmhub_async._validate import check_object_id
 from gtmhub_async.cli.app import PROG
 from gtmhub_async.cli.output import dumps
-from gtmhub_async.models import KpiSnapshotRequest, check_object_id, time_zone_form
+from gtmhub_async.models import KpiSnapshotRequest, time_zone_form
 
 __all__ = ["COLUMNS", "REQUIRED", "BadRow", "SnapshotRow", "column", "parse_row", "show"]
 

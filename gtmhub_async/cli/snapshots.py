@@ -9,10 +9,10 @@ from datetime import date, datetime
 
 import click
 
+from gtmhub_async._validate import check_object_id
 from gtmhub_async.cli.app import EXIT_USAGE, cli, fail
 from gtmhub_async.cli.options import ApiOptions, api_options, call
 from gtmhub_async.cli.output import csv_value, dumps, format_table, snapshot_json, split_names
-from gtmhub_async.models import check_object_id
 
 __all__ = ["snapshots"]
 

@@ -1,4 +1,4 @@
--- The shared rate limit (gtmhub_async.redis_limits): one script, three modes.
+-- The shared rate limit (gtmhub_async.redis_limits, read by script.py): one script, three modes.
 -- Every number comes from ARGV (gtmhub_async.adaptive.ADAPTIVE and the limit's
 -- own settings); the rules are those of gtmhub_async.adaptive.AdaptiveRate.
 -- All times are Redis server microseconds (TIME), stored with %.17g.
