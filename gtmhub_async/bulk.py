@@ -216,9 +216,9 @@ class _Upload:
         except Exception as exc:
             self._unknown(index, upload, key, exc, ident)
         else:
-            if journal is not None:
-                journal.outcome(ident, "succeeded", key, index)
+            # Recorded before the journal line: an applied write is never missing from the result.
             self._succeeded(upload)
+            self._write_outcome(ident, "succeeded", key, index)
         return True
 
     def _from_journal(
@@ -256,8 +256,8 @@ class _Upload:
             method="POST",
         )
         # Recorded as unknown now, so that a reconciliation later settles this entry.
-        journal.outcome(ident, "unknown", key, index, error)
         self._unknown(index, upload, key, error, ident, from_journal=True)
+        self._write_outcome(ident, "unknown", key, index, error)
         return True
 
     # --- Recording -------------------------------------------------------------------
@@ -276,7 +276,7 @@ class _Upload:
         self.result.not_attempted_count += 1
         if ident is not None and self._journal is not None:
             # Its intent was written but the POST never left: close the entry.
-            self._journal.outcome(ident, "failed", key, index, None)
+            self._write_outcome(ident, "failed", key, index)
 
     def _failed(
         self,
@@ -288,8 +288,8 @@ class _Upload:
     ) -> None:
         self.result.failed.append(ItemResult(index, item, error))
         self.result.failed_count += 1
-        if self._journal is not None and key is not None:
-            self._journal.outcome(ident, "failed", key, index, error)
+        if key is not None:
+            self._write_outcome(ident, "failed", key, index, error)
         self._progress()
         if self._stop_on_error:
             self.stopping = True
@@ -308,11 +308,28 @@ class _Upload:
         self.result.unknown_count += 1
         if ident is not None:
             self.entries[index] = ident
-        if self._journal is not None and not from_journal:
-            self._journal.outcome(ident, "unknown", key, index, error)
+        if not from_journal:
+            self._write_outcome(ident, "unknown", key, index, error)
         self._progress()
         if self._stop_on_error and not from_journal:
             self.stopping = True
+
+    def _write_outcome(
+        self,
+        ident: int | None,
+        outcome: str,
+        key: str | None,
+        index: int,
+        error: BaseException | None = None,
+    ) -> None:
+        """Journal an item's outcome; a journal that cannot be written stops the upload."""
+        if self._journal is None:
+            return
+        try:
+            self._journal.outcome(ident, outcome, key, index, error)
+        except OSError as exc:
+            # The item is already in the result; the caller gets this error, not a group.
+            self._stop(exc)
 
     def _progress(self) -> None:
         if self._on_progress is None:

@@ -12,7 +12,7 @@ import random
 
 import attrs
 
-from gtmhub_async.adaptive import is_throttle
+from gtmhub_async.adaptive import ADAPTIVE, is_throttle
 from gtmhub_async.errors import ApiError, GtmhubError, TransportError, UnknownOutcomeError
 from gtmhub_async.retry import RetryPolicy, RetryQuota
 from gtmhub_async.transport import Answer, SendFailure
@@ -122,8 +122,10 @@ def decide(
             )
             return Raise(error)
         # With a limiter, its shared gate makes every coroutine wait out the
-        # Retry-After once; sleeping here too would wait twice.
-        return Retry(0.0 if attempt.limiter_waits else retry_after)
+        # Retry-After once; sleeping here too would wait twice. The gate closes for
+        # at most ADAPTIVE.max_gate: a longer Retry-After is waited out here in full.
+        gated = attempt.limiter_waits and ADAPTIVE.gate_seconds(retry_after) >= retry_after
+        return Retry(0.0 if gated else retry_after)
     if not _take_quota(quota, state, False):
         return Return()
     return Retry(policy.backoff(state.attempt, rng))

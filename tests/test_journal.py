@@ -443,3 +443,35 @@ def test_a_line_whose_id_is_a_bool_is_damaged(tmp_path: Path) -> None:
     state = read_journal(str(path))
     assert state.damaged == [2]
     assert state.orphans == {int(k1, 16): [0]}
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+async def test_an_outcome_that_cannot_be_journaled_keeps_the_item_and_stops_the_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    from gtmhub_async.journal import Journal
+
+    write = Journal.outcome
+
+    def full_disk(self: Journal, ident: int | None, kind: str, *args: Any, **kw: Any) -> None:
+        if kind == outcome:
+            raise OSError(28, "No space left on device")
+        write(self, ident, kind, *args, **kw)
+
+    monkeypatch.setattr(Journal, "outcome", full_disk)
+    async with FakeGtmhub(seed=10) as fake:
+        (kpi,) = [k["id"] for k in fake.add_kpis(1)]
+        # A KPI the fake does not have: a 404, so the item fails.
+        first = item(kpi if outcome == "succeeded" else "5be26318e5274a0007f17f61", 1.0)
+        result = BulkResult()
+        async with fake.client(rate_limit=None) as client:
+            # The disk error itself reaches the caller, not an ExceptionGroup around it.
+            with pytest.raises(OSError, match=r"\[Errno 28\] No space left on device"):
+                await client.kpis.upload_snapshots(
+                    [first, item(kpi, 2.0)], concurrency=1, journal=tmp_path / "j", result=result
+                )
+    # The item whose line could not be written is still in the result, and nothing after it ran.
+    assert (result.succeeded_count, result.failed_count) == (
+        (1, 0) if outcome == "succeeded" else (0, 1)
+    )
+    assert result.consumed == 1

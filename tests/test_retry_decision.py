@@ -120,6 +120,20 @@ def test_with_a_limiter_the_retry_after_is_left_to_its_gate() -> None:
     assert run(answer(429), retry_after=3.0, limiter_waits=True) == Retry(0.0)
 
 
+def test_a_retry_after_longer_than_the_limiters_gate_is_waited_out_here() -> None:
+    # The gate closes for at most ADAPTIVE.max_gate (60 s): the rest must not be skipped.
+    policy = RetryPolicy(max_retry_after=120.0)
+    for retry_after, delay in ((90.0, 90.0), (60.0, 0.0)):
+        decision = run(
+            answer(429),
+            retry_after=retry_after,
+            limiter_waits=True,
+            time_left=300.0,
+            policy=policy,
+        )
+        assert decision == Retry(delay)
+
+
 def test_a_post_is_resent_after_a_429_but_not_after_a_plain_503() -> None:
     assert run(answer(429), idempotent=False) == Retry(0.5)
     decision = run(answer(503), idempotent=False)
