@@ -221,9 +221,9 @@ def parse_response(
     """Turn an answer into the route's model, or raise the matching GtmhubError.
 
     A 2xx answer to a write (POST, PUT, PATCH, DELETE) never raises: it is the
-    model when its body reads as one, else a ``WriteResult`` (the write was applied
-    whatever the body [C]). A 2xx read whose body is not the model raises
-    ``ResponseDecodeError``.
+    model when its body reads as one, else a ``WriteResult`` (the body is documented
+    only as "resource created response" / "ok" [C]; its shape is unknown [I]). A 2xx
+    read whose body is not the model raises ``ResponseDecodeError``.
     """
     if not 200 <= status < 300:
         raise api_error(status, headers, body, method=method, url=url)
