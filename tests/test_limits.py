@@ -7,9 +7,7 @@ import bisect
 import logging
 import math
 import random
-import selectors
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import pytest
@@ -27,50 +25,8 @@ from gtmhub_async.limits import (
     RateLimit,
     is_throttle,
 )
-
-T = TypeVar("T")
-
-
-class _JumpingSelector(selectors.DefaultSelector):
-    """Poll without blocking; when nothing is ready, jump the clock to the next timer.
-
-    Like a real clock, time also moves a microsecond per loop iteration: code that
-    re-arms a timer for "now" (aiolimiter does, on float rounding) would spin forever.
-    """
-
-    def __init__(self, loop: VirtualClockLoop) -> None:
-        super().__init__()
-        self._vloop = loop
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        ready: list[Any] = super().select(0)
-        if ready:
-            return ready
-        if timeout is None:
-            raise RuntimeError("deadlock: nothing is scheduled and nothing can wake the loop")
-        self._vloop.now += max(timeout, 1e-6)
-        return ready
-
-
-class VirtualClockLoop(asyncio.SelectorEventLoop):
-    """An event loop whose time jumps to the next timer instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0  # not 0: catches code that assumes the clock starts at zero
-        super().__init__(_JumpingSelector(self))
-
-    def time(self) -> float:
-        return self.now
-
-
-def run(main: Callable[[], Awaitable[T]]) -> T:
-    """Run ``main()`` on a fresh virtual-time loop."""
-
-    async def wrapper() -> T:
-        return await main()
-
-    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
-        return runner.run(wrapper())
+from gtmhub_async.testing.simulator import VirtualClockLoop
+from gtmhub_async.testing.simulator import run_virtual as run
 
 
 def max_in_window(starts: list[float], period: float) -> int:

@@ -13,7 +13,6 @@ import aiohttp
 import orjson
 import pytest
 from aioresponses import CallbackResult, aioresponses
-from virtual_time import run
 
 from gtmhub_async import (
     DeadlineExceededError,
@@ -28,6 +27,7 @@ from gtmhub_async import (
 )
 from gtmhub_async.limits import LimiterStats, LocalLimiter
 from gtmhub_async.retry import RetryQuota
+from gtmhub_async.testing.simulator import run_virtual as run
 
 TOKEN = "secret-token-123"
 ACCOUNT = "5be26318e5274a0007f17f61"

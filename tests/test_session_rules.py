@@ -12,7 +12,6 @@ import aiohttp
 import orjson
 import pytest
 from aioresponses import CallbackResult, aioresponses
-from virtual_time import run
 
 from gtmhub_async import (
     BadRequestError,
@@ -29,6 +28,7 @@ from gtmhub_async import (
 from gtmhub_async.limits import Limiter
 from gtmhub_async.routes import CREATE_SNAPSHOT
 from gtmhub_async.session import CallState, ClientStats
+from gtmhub_async.testing.simulator import run_virtual as run
 
 TOKEN = "secret-token-123"
 ACCOUNT = "5be26318e5274a0007f17f61"
