@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["is_tolerant", "make_structure_fn"]
+__all__ = ["is_tolerant", "make_structure_fn", "read_date", "read_datetime"]
 
 logger = logging.getLogger("gtmhub_async.models")
 
@@ -56,14 +56,16 @@ def _read_float(value: Any) -> float:
     raise TypeError(f"expected a number, got {type(value).__name__}")
 
 
-def _read_datetime(value: Any) -> datetime:
+def read_datetime(value: Any) -> datetime:
+    """Read an ISO 8601 timestamp; a naive one is taken as UTC."""
     if type(value) is not str:
         raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _read_date(value: Any) -> date:
+def read_date(value: Any) -> date:
+    """Read a YYYY-MM-DD day."""
     if type(value) is not str:
         raise TypeError(f"expected a YYYY-MM-DD string, got {type(value).__name__}")
     # Tolerate a full timestamp where a day is meant: the day is its first 10 characters.
@@ -100,8 +102,8 @@ _SIMPLE: Final[dict[Any, Reader]] = {
     str: _read_str,
     int: _read_int,
     float: _read_float,
-    datetime: _read_datetime,
-    date: _read_date,
+    datetime: read_datetime,
+    date: read_date,
 }
 
 
@@ -224,7 +226,7 @@ def make_structure_fn(
         else:
             pad = "        "
         call = f"_r{i}(v)"
-        if read is _read_datetime:
+        if read is read_datetime:
             # A "Z" time is always aware: fromisoformat alone reads it (a bad one raises).
             names["_fromiso"] = datetime.fromisoformat
             call = f"_fromiso(v) if type(v) is str and v[-1:] == 'Z' else {call}"

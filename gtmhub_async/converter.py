@@ -29,7 +29,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import make_converter
 
-from gtmhub_async._tolerant import is_tolerant, make_structure_fn
+from gtmhub_async._tolerant import is_tolerant, make_structure_fn, read_date, read_datetime
 from gtmhub_async.models import UNSET, Unset
 
 __all__ = ["camel", "converter", "structure", "structure_hook", "unstructure"]
@@ -47,10 +47,7 @@ def camel(name: str) -> str:
 
 
 def _structure_datetime(value: Any, _: Any) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return read_datetime(value)
 
 
 def _unstructure_datetime(value: datetime) -> str:
@@ -59,10 +56,7 @@ def _unstructure_datetime(value: datetime) -> str:
 
 
 def _structure_date(value: Any, _: Any) -> date:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a YYYY-MM-DD string, got {type(value).__name__}")
-    # Tolerate a full timestamp where a day is meant: the day is its first 10 characters.
-    return date.fromisoformat(value[:10])
+    return read_date(value)
 
 
 def _structure_id_tuple(value: Any, _: Any) -> tuple[str, ...]:
