@@ -170,7 +170,11 @@ async def test_2000_items_under_throttling_errors_and_resets_land_in_one_outcome
             attempts.setdefault(r.json["value"], []).append(outcome)
     assert_partition(result, 2000)
     assert result.succeeded_count > 1500
-    assert result.unknown_count > 0 and result.failed_count >= 0
+    # Exact, whatever the order in which the 32 workers reach the server: the k-th request
+    # gets the k-th fault draw, every refusal causes exactly one more request, and every
+    # other answer ends its item, so the 2000 endings are the first 2000 ending draws.
+    # No item is refused 6 times in a row with this seed, so none fails.
+    assert (result.succeeded_count, result.unknown_count, result.failed_count) == (1768, 232, 0)
     succeeded = {u.snapshot.value for u in result.succeeded}
     unknown = values(result.unknown)
     failed = values(result.failed)
