@@ -229,11 +229,20 @@ class LocalLimiter:
             return False
         if now is None:
             now = self._time()
-        if now < self._next_start or now < self.core.gate_until:
+        core = self.core
+        if now < self._next_start or now < core.gate_until:
             return False
         if asyncio.get_running_loop() is not self._loop:
             return False
-        self._grant(now)
+        # _grant(now), inlined: one call less on every request.
+        slot = now - self._catch_up
+        if slot < self._next_start:
+            slot = self._next_start
+        self._next_start = slot + (
+            self._steady_interval if core.decreases == 0 else core.interval(now)
+        )
+        self._acquired += 1
+        self._last_grant = None
         return True
 
     async def acquire(self) -> None:
