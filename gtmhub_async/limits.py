@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import deque
 from typing import Protocol, runtime_checkable
 
@@ -36,6 +37,8 @@ logger = logging.getLogger("gtmhub_async.limits")
 
 #: The longest a single throttle may close the gate, whatever its Retry-After says.
 MAX_GATE_SECONDS = ADAPTIVE.max_gate
+
+_NEVER = -math.inf  # AdaptiveRate.gate_until until the first throttle
 
 
 @runtime_checkable
@@ -154,7 +157,9 @@ class LocalLimiter:
 
     def __init__(self, config: RateLimit, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._time = loop.time
+        # The loop's clock; time.monotonic itself when the loop does not override time()
+        # (what BaseEventLoop.time returns): one Python frame less per read.
+        self._time = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
         core = self.core = AdaptiveRate(config.max_rate, config.time_period, clock=loop.time)
         # The fast paths' constants, computed once. Until the first decrease the rate is
         # max_rate at every instant, so the interval is too (the same float as
@@ -311,7 +316,7 @@ class LocalLimiter:
     def heard(self, status: int, retry_after: float | None) -> None:
         """Learn from an answer, synchronously: what ``on_response()`` does, without awaiting."""
         if status != 429 and (status != 503 or retry_after is None):  # is_throttle, inlined
-            if self.core.gate_until != -math.inf:
+            if self.core.gate_until != _NEVER:
                 self.core.on_accepted()
                 return
             # The gate never closed: no 503 was counted and no backoff streak runs, so
