@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import deque
 from typing import Protocol, runtime_checkable
 
@@ -36,6 +37,8 @@ logger = logging.getLogger("gtmhub_async.limits")
 
 #: The longest a single throttle may close the gate, whatever its Retry-After says.
 MAX_GATE_SECONDS = ADAPTIVE.max_gate
+
+_NEVER = -math.inf  # AdaptiveRate.gate_until until the first throttle
 
 
 @runtime_checkable
@@ -131,12 +134,18 @@ class LocalLimiter:
     """
 
     __slots__ = (
+        "_accepted",
         "_acquired",
+        "_catch_up",
         "_closed",
         "_last_grant",
         "_loop",
         "_next_start",
+        "_period",
+        "_slack",
+        "_steady_interval",
         "_throttled",
+        "_time",
         "_timer",
         "_wait_seconds",
         "_waiters",
@@ -148,7 +157,20 @@ class LocalLimiter:
 
     def __init__(self, config: RateLimit, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self.core = AdaptiveRate(config.max_rate, config.time_period, clock=loop.time)
+        # The loop's clock; time.monotonic itself when the loop does not override time()
+        # (what BaseEventLoop.time returns): one Python frame less per read.
+        self._time = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+        core = self.core = AdaptiveRate(config.max_rate, config.time_period, clock=loop.time)
+        # The fast paths' constants, computed once. Until the first decrease the rate is
+        # max_rate at every instant, so the interval is too (the same float as
+        # core.interval()); afterwards it is asked for on every grant.
+        self._steady_interval = (core.time_period + core.slack) / core.max_rate
+        self._catch_up = core.catch_up
+        # The window of accepted times the adaptive rules count at a throttle: heard()
+        # keeps it itself while the gate never closed (all that on_accepted() does then).
+        self._accepted = core._accepted
+        self._period = core.time_period
+        self._slack = core.slack
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         # Earliest loop time the next request may start: it never lies in the
@@ -189,27 +211,43 @@ class LocalLimiter:
         # instead, but let it lag `now` by at most `catch_up`, so a stall never
         # turns into a burst: any max_rate + 1 starts still span at least
         # time_period + slack - catch_up.
-        slot = max(self._next_start, now - self.core.catch_up)
-        self._next_start = slot + self.core.interval(now)
+        slot = now - self._catch_up
+        if slot < self._next_start:
+            slot = self._next_start
+        core = self.core
+        self._next_start = slot + (
+            self._steady_interval if core.decreases == 0 else core.interval(now)
+        )
         self._acquired += 1
         # Only the latest grant may hand its slot back: a later one holds the schedule.
         self._last_grant = None
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, now: float | None = None) -> bool:
         """Take a start slot if one is free now, without waiting; return whether it did.
 
         The synchronous fast path of ``acquire()`` (no coroutine, no allocation):
         False means "await ``acquire()``", which also reports a closed limiter or a
         foreign loop. It never jumps the queue: with waiters it is always False.
+        ``now``: the loop's time, when the caller has just read it (one clock read less).
         """
         if self._waiters or self._closed:
             return False
-        now = self._loop.time()
-        if now < self._next_start or now < self.core.gate_until:
+        if now is None:
+            now = self._time()
+        core = self.core
+        if now < self._next_start or now < core.gate_until:
             return False
         if asyncio.get_running_loop() is not self._loop:
             return False
-        self._grant(now)
+        # _grant(now), inlined: one call less on every request.
+        slot = now - self._catch_up
+        if slot < self._next_start:
+            slot = self._next_start
+        self._next_start = slot + (
+            self._steady_interval if core.decreases == 0 else core.interval(now)
+        )
+        self._acquired += 1
+        self._last_grant = None
         return True
 
     async def acquire(self) -> None:
@@ -277,19 +315,29 @@ class LocalLimiter:
 
     def heard(self, status: int, retry_after: float | None) -> None:
         """Learn from an answer, synchronously: what ``on_response()`` does, without awaiting."""
-        if is_throttle(status, retry_after):
-            self._throttled += 1
-            saturated = any(not fut.done() for fut in self._waiters)
-            if self.core.on_throttled(retry_after, status=status, saturated=saturated):
-                logger.debug(
-                    "gate closed for %.3g s after a %d (Retry-After %s)",
-                    self.core.gate_until - self._loop.time(),
-                    status,
-                    retry_after,
-                )
-            self._arm()
-        else:
-            self.core.on_accepted()
+        if status != 429 and (status != 503 or retry_after is None):  # is_throttle, inlined
+            if self.core.gate_until != _NEVER:
+                self.core.on_accepted()
+                return
+            # The gate never closed: no 503 was counted and no backoff streak runs, so
+            # on_accepted() would only append the time and prune the window. Done inline.
+            now = self._time()
+            accepted = self._accepted
+            accepted.append(now)
+            horizon = now - self._period - self._slack  # as AdaptiveRate._prune has it
+            while accepted[0] <= horizon:
+                accepted.popleft()
+            return
+        self._throttled += 1
+        saturated = any(not fut.done() for fut in self._waiters)
+        if self.core.on_throttled(retry_after, status=status, saturated=saturated):
+            logger.debug(
+                "gate closed for %.3g s after a %d (Retry-After %s)",
+                self.core.gate_until - self._loop.time(),
+                status,
+                retry_after,
+            )
+        self._arm()
 
     async def aclose(self) -> None:
         """Stop the timer and fail every waiter with ClientStateError."""

@@ -119,7 +119,9 @@ class Session:
         self.stats.calls += 1
         loop = asyncio.get_running_loop()
         budget = prepared.timeout if prepared.timeout is not None else self._timeout
-        deadline = loop.time() + budget
+        # One clock read serves the deadline, the limiter and the first attempt's budget.
+        now = loop.time()
+        deadline = now + budget
         if state is None:
             state = CallState()
         try:
@@ -127,12 +129,13 @@ class Session:
             with self._deadlines.at(deadline):
                 limiter, fast = self._limiter, self._fast
                 while True:
-                    if limiter is not None and (fast is None or not fast.try_acquire()):
+                    if limiter is not None and (fast is None or not fast.try_acquire(now)):
                         await limiter.acquire()
+                        now = loop.time()
                     state.attempt += 1
                     self.stats.attempts += 1
                     state.in_flight = True
-                    answer = await self._attempt(prepared, deadline - loop.time())
+                    answer = await self._attempt(prepared, deadline - now)
                     if (
                         type(answer) is Answer
                         and 200 <= answer.status < 300
@@ -176,6 +179,7 @@ class Session:
                     )
                     if delay > 0:
                         await asyncio.sleep(delay)
+                    now = loop.time()
         except TimeoutError:
             attempt = state.attempt
             if state.in_flight and not prepared.idempotent:
