@@ -188,10 +188,19 @@ class AdaptiveRate:
         self._prune(self.clock() if now is None else now)
         return len(self._accepted)
 
-    def on_accepted(self) -> None:
-        """Record an answer the server accepted (anything but a throttle)."""
-        now = self.clock()
-        self._accepted.append(now)
+    def on_accepted(self, now: float | None = None) -> None:
+        """Record an answer the server accepted (anything but a throttle) at ``now``."""
+        if now is None:
+            now = self.clock()
+        accepted = self._accepted
+        accepted.append(now)
+        if self.gate_until == -math.inf:
+            # Never throttled: no 503 counted and no backoff streak, only the window
+            # moves. The limiter's hot path for every answer, so _prune is inlined here.
+            horizon = now - self.time_period - self.slack
+            while accepted[0] <= horizon:
+                accepted.popleft()
+            return
         self._prune(now)
         if now >= self.gate_until:
             self._streak = 0

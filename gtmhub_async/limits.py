@@ -38,8 +38,6 @@ logger = logging.getLogger("gtmhub_async.limits")
 #: The longest a single throttle may close the gate, whatever its Retry-After says.
 MAX_GATE_SECONDS = ADAPTIVE.max_gate
 
-_NEVER = -math.inf  # AdaptiveRate.gate_until until the first throttle
-
 
 @runtime_checkable
 class Limiter(Protocol):
@@ -134,15 +132,12 @@ class LocalLimiter:
     """
 
     __slots__ = (
-        "_accepted",
         "_acquired",
         "_catch_up",
         "_closed",
         "_last_grant",
         "_loop",
         "_next_start",
-        "_period",
-        "_slack",
         "_steady_interval",
         "_throttled",
         "_time",
@@ -166,11 +161,6 @@ class LocalLimiter:
         # core.interval()); afterwards it is asked for on every grant.
         self._steady_interval = (core.time_period + core.slack) / core.max_rate
         self._catch_up = core.catch_up
-        # The window of accepted times the adaptive rules count at a throttle: heard()
-        # keeps it itself while the gate never closed (all that on_accepted() does then).
-        self._accepted = core._accepted
-        self._period = core.time_period
-        self._slack = core.slack
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         # Earliest loop time the next request may start: it never lies in the
@@ -316,17 +306,7 @@ class LocalLimiter:
     def heard(self, status: int, retry_after: float | None) -> None:
         """Learn from an answer, synchronously: what ``on_response()`` does, without awaiting."""
         if status != 429 and (status != 503 or retry_after is None):  # is_throttle, inlined
-            if self.core.gate_until != _NEVER:
-                self.core.on_accepted()
-                return
-            # The gate never closed: no 503 was counted and no backoff streak runs, so
-            # on_accepted() would only append the time and prune the window. Done inline.
-            now = self._time()
-            accepted = self._accepted
-            accepted.append(now)
-            horizon = now - self._period - self._slack  # as AdaptiveRate._prune has it
-            while accepted[0] <= horizon:
-                accepted.popleft()
+            self.core.on_accepted(self._time())
             return
         self._throttled += 1
         saturated = any(not fut.done() for fut in self._waiters)
