@@ -136,6 +136,7 @@ class Session:
                     self.stats.attempts += 1
                     state.in_flight = True
                     answer = await self._attempt(prepared, deadline - now)
+                    delay: float | None
                     if (
                         type(answer) is Answer
                         and 200 <= answer.status < 300
@@ -144,19 +145,12 @@ class Session:
                         # A 2xx answer: what decide() does for it, without a coroutine.
                         if fast is not None:
                             fast.heard(answer.status, None)
-                        state.in_flight = False
                         self._quota.give_back(state.spent or 1)
-                        return parse_response(
-                            route,
-                            answer.status,
-                            answer.headers,
-                            answer.body,
-                            method=prepared.method,
-                            url=self._url(prepared),
-                        )
-                    # Still in flight while the limiter hears of the answer: a deadline
-                    # then must not call an applied write "not sent".
-                    delay = await self._next_delay(prepared, answer, state, deadline)
+                        delay = None
+                    else:
+                        # Still in flight while the limiter hears of the answer: a deadline
+                        # then must not call an applied write "not sent".
+                        delay = await self._next_delay(prepared, answer, state, deadline)
                     state.in_flight = False
                     if delay is None:
                         assert isinstance(answer, Answer)
