@@ -314,6 +314,8 @@ class _Upload:
         if self._stop_on_error and not from_journal:
             self.stopping = True
 
+    # Journal.outcome's parameters, forwarded (a known pair): the upload decides what a
+    # failed write means here.
     def _write_outcome(
         self,
         ident: int | None,
