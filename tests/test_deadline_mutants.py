@@ -46,3 +46,31 @@ def test_after_earlier_budgets_end_in_time_a_later_one_still_times_out_on_time()
     ends, late = run(main)
     assert ends == [pytest.approx(1.0)] * 3 + [pytest.approx(5.0)]
     assert late == pytest.approx(30.0)
+
+
+def test_open_budgets_counts_every_open_one() -> None:
+    async def main() -> list[int]:
+        deadlines = Deadlines()
+        now = asyncio.get_running_loop().time()
+        counts = []
+        with deadlines.at(now + 10):
+            with deadlines.at(now + 20):
+                counts.append(deadlines.open_budgets)
+            counts.append(deadlines.open_budgets)
+        counts.append(deadlines.open_budgets)
+        return counts
+
+    assert run(main) == [2, 1, 0]
+
+
+def test_a_live_budget_survives_the_heap_compaction_after_many_done_ones() -> None:
+    async def main() -> float:
+        deadlines = Deadlines()
+        now = asyncio.get_running_loop().time()
+        late = asyncio.ensure_future(_sleep_within(deadlines, now + 500.0, 1000.0))
+        await asyncio.sleep(0)
+        for i in range(100):  # done budgets pile up behind the live one, then get compacted
+            await _sleep_within(deadlines, now + 1000.0 + i, 0.001)
+        return await late
+
+    assert run(main) == pytest.approx(500.0)
