@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 import attrs
@@ -12,7 +13,7 @@ import pytest
 from gtmhub_async import converter
 from gtmhub_async._tolerant import make_structure_fn
 from gtmhub_async.converter import camel
-from gtmhub_async.models import Kpi, KpiPage, KpiSnapshot
+from gtmhub_async.models import Kpi, KpiFormatting, KpiPage, KpiSnapshot
 
 
 def test_a_whole_number_in_a_number_field_reads_as_a_float() -> None:
@@ -157,3 +158,37 @@ def test_validators_and_converters_of_a_model_run() -> None:
     assert build(Checked)({"size": 4}, Checked).size == 4
     assert checked == [4, {}, {}]
     assert build(Converted)({"size": 5}, Converted).unread == {"seen": 1}
+
+
+def test_a_non_object_is_refused_with_the_model_name() -> None:
+    structure = build(KpiSnapshot)
+    assert structure.__qualname__ == "structure_KpiSnapshot"
+    with pytest.raises(TypeError, match=r"^expected a JSON object for KpiSnapshot, got list$"):
+        structure([], KpiSnapshot)
+
+
+def test_unknown_keys_are_kept_when_some_known_ones_are_missing() -> None:
+    structure = build(KpiSnapshot)
+    snapshot = structure({"value": 1.5, "odd": 2, "kpiId": "k"}, KpiSnapshot)
+    assert snapshot.extra == {"odd": 2}
+    assert (snapshot.value, snapshot.kpi_id, snapshot.id) == (1.5, "k", None)
+
+
+def test_a_missing_field_takes_its_default_and_a_missing_required_one_fails() -> None:
+    formatting = build(KpiFormatting)({}, KpiFormatting)
+    assert (formatting.prefix, formatting.suffix, formatting.fraction_size) == ("", "", 0)
+    with pytest.raises(KeyError, match=r"^'id'$"):
+        build(Kpi)({}, Kpi)
+
+
+def test_a_confirmed_field_of_the_wrong_kind_fails_the_read() -> None:
+    with pytest.raises(TypeError, match=r"^expected a string, got int$"):
+        build(Kpi)({"id": 5}, Kpi)
+
+
+def test_a_utc_time_reads_as_an_aware_datetime_and_a_day_stays_a_day() -> None:
+    data = {"group": "2024-01-01T00:00:00Z", "dateCreated": "2024-01-02T03:04:05Z"}
+    snapshot = build(KpiSnapshot)(data, KpiSnapshot)
+    assert type(snapshot.group) is date and snapshot.group == date(2024, 1, 1)
+    assert snapshot.date_created == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert snapshot.unread == {}
