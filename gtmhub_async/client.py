@@ -338,6 +338,8 @@ class GtmhubClient:
             self._state = "closed"
             return
         self._state = "closed"
+        if self._session_obj is not None:
+            self._session_obj.close()
         try:
             if self._limiter is not None:
                 await self._limiter.aclose()

@@ -122,6 +122,15 @@ class Deadlines:
             budget._state = _EXPIRING
             budget._task.cancel()
 
+    def close(self) -> None:
+        """Drop the timer once no budget is open: nothing of a closed client stays scheduled."""
+        if self._live:
+            return  # a call still running keeps its deadline
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._heap.clear()
+
     @property
     def open_budgets(self) -> int:
         """Return how many budgets are open (entered and not left)."""

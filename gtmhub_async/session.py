@@ -196,6 +196,10 @@ class Session:
             exc.attempts = state.attempt
             raise
 
+    def close(self) -> None:
+        """Release what the session scheduled; called when its client closes."""
+        self._deadlines.close()
+
     def _attempt(
         self, prepared: PreparedRequest, remaining: float
     ) -> Coroutine[Any, Any, Answer | SendFailure]:

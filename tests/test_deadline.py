@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 
 import pytest
-from test_limits import VirtualClockLoop, run  # tests/ is on sys.path
 
 from gtmhub_async.deadline import Deadlines
+from gtmhub_async.testing.simulator import VirtualClockLoop
+from gtmhub_async.testing.simulator import run_virtual as run
 
 
 def _loop() -> VirtualClockLoop:
@@ -174,3 +175,43 @@ def test_outside_a_task_it_is_refused() -> None:
     error = run(main)
     assert isinstance(error, RuntimeError)
     assert str(error) == "Timeout should be used inside a task"
+
+
+def test_close_drops_the_timer_once_no_budget_is_open_and_keeps_a_running_ones() -> None:
+    async def main() -> tuple[int, int, str, float]:
+        loop = _loop()
+        deadlines = Deadlines()
+        await _sleep_within(deadlines, loop.time() + 30.0, 1.0)
+        left_behind = _timers(loop)  # the finished 30 s budget's timer still stands
+        deadlines.close()
+        after_close = _timers(loop)
+        start = loop.time()
+        running = asyncio.create_task(_sleep_within(deadlines, start + 5.0, 60.0))
+        await asyncio.sleep(0)
+        deadlines.close()  # a budget is open: its deadline must still fire
+        try:
+            outcome = await running
+        except TimeoutError:
+            outcome = "timed out"
+        return left_behind, after_close, outcome, loop.time() - start
+
+    left_behind, after_close, outcome, elapsed = run(main)
+    assert (left_behind, after_close, outcome) == (1, 0, "timed out")
+    assert elapsed == pytest.approx(5.0, abs=1e-5)  # the virtual clock's microsecond steps
+
+
+async def test_a_closed_client_leaves_no_deadline_timer_behind() -> None:
+    from gtmhub_async.testing import FakeGtmhub
+
+    async with FakeGtmhub() as fake:
+        (kpi,) = fake.add_kpis(1)
+        async with fake.client(rate_limit=None) as client:
+            await client.kpis.get(kpi["id"])
+        loop = asyncio.get_running_loop()
+        scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]  # BaseEventLoop's timer heap
+        fires = [
+            h
+            for h in scheduled
+            if not h.cancelled() and type(getattr(h._callback, "__self__", None)) is Deadlines
+        ]
+        assert fires == []
