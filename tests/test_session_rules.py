@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 from aioresponses import CallbackResult, aioresponses
+from test_session import (  # tests/ on sys.path
+    ANY,
+    BASE,
+    KPI,
+    KPI_ID,
+    SNAPSHOT,
+    client,
+    snapshot,
+)
 
 from gtmhub_async import (
     BadRequestError,
     DeadlineExceededError,
     GtmhubClient,
     GtmhubError,
-    KpiSnapshotRequest,
     RateLimitError,
     RetryPolicy,
     ServerError,
@@ -29,15 +34,6 @@ from gtmhub_async.limits import Limiter
 from gtmhub_async.routes import CREATE_SNAPSHOT
 from gtmhub_async.session import CallState, ClientStats
 from gtmhub_async.testing.simulator import run_virtual as run
-
-TOKEN = "secret-token-123"
-ACCOUNT = "5be26318e5274a0007f17f61"
-BASE = "https://api.example.com/api"
-KPI_ID = "5e8c27e3dcdddaa4addbdee8"
-ANY = re.compile(r".*")
-KPI = orjson.dumps({"id": KPI_ID, "name": "Revenue"})
-SNAPSHOT = orjson.dumps({"id": KPI_ID, "kpiId": KPI_ID, "group": "2026-11-01", "value": 1.0})
-FAST = RetryPolicy(backoff_base=0.0)
 
 
 class RecordingLimiter:
@@ -71,17 +67,6 @@ class RecordingRate:
     def open(self, *, key: str) -> Limiter:
         """Return the recording limiter."""
         return RecordingLimiter(self.events, self.hold)
-
-
-def client(**kwargs: Any) -> GtmhubClient:
-    kwargs.setdefault("rate_limit", None)
-    kwargs.setdefault("retry", FAST)
-    kwargs.setdefault("seed", 7)
-    return GtmhubClient(TOKEN, ACCOUNT, base_url=BASE, **kwargs)
-
-
-def snapshot() -> KpiSnapshotRequest:
-    return KpiSnapshotRequest(group=date(2026, 11, 1), value=1.0)
 
 
 def answers(events: list[object], *results: CallbackResult) -> Callable[..., Any]:
