@@ -30,7 +30,7 @@ from gtmhub_async.errors import (
     ResponseDecodeError,
     UnknownOutcomeError,
 )
-from gtmhub_async.journal import FsyncMode, Journal, read_journal, take
+from gtmhub_async.journal import FsyncMode, Journal, read_journal
 from gtmhub_async.reconcile import reconcile_result
 from gtmhub_async.routes import CREATE_SNAPSHOT
 from gtmhub_async.session import CallState, SessionSource
@@ -225,39 +225,18 @@ class _Upload:
         self, index: int, upload: SnapshotUpload, key: str, journal: Journal
     ) -> bool:
         """Settle an item from what the journal says about earlier runs; return if settled."""
-        state = journal.state
-        number = int(key, 16)
-        if take(state.succeeded, number):
+        recalled = journal.recall(key, retry_unknown=self._retry_unknown)
+        if recalled is None:
+            return False
+        if recalled.error is None:
             self.result.skipped_count += 1
             self._succeeded(upload)
             return True
-        if self._retry_unknown:
-            return False
-        if take(state.unknown, number):
-            error = UnknownOutcomeError(
-                f"journal {journal.path} records an earlier upload of this snapshot whose "
-                "outcome is unknown: it may have been applied, so it was not sent again; "
-                "pass reconcile=True to read it back, or retry_unknown=True to send it",
-                method="POST",
-            )
-            self._unknown(index, upload, key, error, None, from_journal=True)
-            return True
-        orphans = state.orphans.get(number)
-        if not orphans:
-            return False
-        ident = orphans.pop()
-        if not orphans:
-            del state.orphans[number]
-        error = UnknownOutcomeError(
-            f"journal {journal.path} records that an earlier run was about to send this "
-            f"snapshot (entry {ident}) and no outcome: it stopped (crashed?) meanwhile, so "
-            "the snapshot may have been applied and was not sent again; pass reconcile=True "
-            "to read it back",
-            method="POST",
-        )
-        # Recorded as unknown now, so that a reconciliation later settles this entry.
-        self._unknown(index, upload, key, error, ident, from_journal=True)
-        self._write_outcome(ident, "unknown", key, index, error)
+        ident = recalled.orphan
+        self._unknown(index, upload, key, recalled.error, ident, from_journal=True)
+        if ident is not None:
+            # An orphan is recorded as unknown now, so that a reconciliation settles it later.
+            self._write_outcome(ident, "unknown", key, index, recalled.error)
         return True
 
     # --- Recording -------------------------------------------------------------------

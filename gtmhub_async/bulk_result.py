@@ -95,6 +95,22 @@ class BulkResult:
         """Return True when every item read succeeded."""
         return not (self.failed_count or self.unknown_count or self.not_attempted_count)
 
+    def settle_unknown(self, item: ItemResult, error: BaseException | None, *, keep: bool) -> None:
+        """Move an unknown item to succeeded (``error`` None) or to failed with ``error``."""
+        self.unknown.remove(item)
+        self.unknown_count -= 1
+        if error is None:
+            self.succeeded_count += 1
+            if keep:
+                self.succeeded.append(item.item)
+        else:
+            self.failed.append(ItemResult(item.index, item.item, error))
+            self.failed_count += 1
+
+    def replace_unknown(self, item: ItemResult, error: BaseException) -> None:
+        """Give an unknown item a new error: a conflict, or a resend that ended unknown."""
+        self.unknown[self.unknown.index(item)] = ItemResult(item.index, item.item, error)
+
     def __repr__(self) -> str:
         return (
             f"BulkResult(succeeded={self.succeeded_count} (skipped {self.skipped_count}), "

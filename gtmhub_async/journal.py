@@ -16,12 +16,20 @@ import attrs
 import orjson
 
 from gtmhub_async._validate import is_int
-from gtmhub_async.errors import excerpt
+from gtmhub_async.errors import UnknownOutcomeError, excerpt
 
 if TYPE_CHECKING:
     from gtmhub_async.models import KpiSnapshotRequest
 
-__all__ = ["FSYNC_MODES", "FsyncMode", "Journal", "JournalState", "read_journal", "take"]
+__all__ = [
+    "FSYNC_MODES",
+    "FsyncMode",
+    "Journal",
+    "JournalState",
+    "Recalled",
+    "read_journal",
+    "take",
+]
 
 logger = logging.getLogger("gtmhub_async.journal")
 
@@ -72,6 +80,15 @@ def take(counts: dict[int, int], key: int) -> bool:
     else:
         counts[key] = left - 1
     return True
+
+
+@attrs.frozen
+class Recalled:
+    """An earlier run's record of one item: uploaded (``error`` None) or of unknown outcome."""
+
+    error: UnknownOutcomeError | None = None
+    #: The entry of an intent an earlier run left without an outcome (it crashed), if any.
+    orphan: int | None = None
 
 
 def _count(counts: dict[int, int], key: int) -> None:
@@ -210,6 +227,38 @@ class Journal:
             entry["timeZone"] = snapshot.time_zone
         self._write(entry)
         return ident
+
+    def recall(self, key: str, *, retry_unknown: bool) -> Recalled | None:
+        """Use up what earlier runs recorded for one item of ``key``; None means send it."""
+        state = self.state
+        number = int(key, 16)
+        if take(state.succeeded, number):
+            return Recalled()
+        if retry_unknown:
+            return None
+        if take(state.unknown, number):
+            return Recalled(
+                UnknownOutcomeError(
+                    f"journal {self.path} records an earlier upload of this snapshot whose "
+                    "outcome is unknown: it may have been applied, so it was not sent again; "
+                    "pass reconcile=True to read it back, or retry_unknown=True to send it",
+                    method="POST",
+                )
+            )
+        orphans = state.orphans.get(number)
+        if not orphans:
+            return None
+        ident = orphans.pop()
+        if not orphans:
+            del state.orphans[number]
+        error = UnknownOutcomeError(
+            f"journal {self.path} records that an earlier run was about to send this "
+            f"snapshot (entry {ident}) and no outcome: it stopped (crashed?) meanwhile, so "
+            "the snapshot may have been applied and was not sent again; pass reconcile=True "
+            "to read it back",
+            method="POST",
+        )
+        return Recalled(error, orphan=ident)
 
     async def durable(self) -> None:
         """Return once every line written so far is on disk, as ``fsync`` says."""

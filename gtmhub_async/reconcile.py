@@ -121,35 +121,22 @@ class _Round:
             held = by_day.get(upload.snapshot.group, [])
             verdict = decide(upload, held, self.day_counts.get(day_key(upload), 1))
             if verdict == "applied":
-                self._settle(item, "succeeded", reconciled=True)
-                self.result.reconciled_count += 1
+                self._settle_applied(item)
             elif verdict == "absent":
                 self.absent.append(item)
             else:
                 self._conflict(item, kpi_id, held)
 
-    def _settle(
-        self,
-        item: ItemResult,
-        outcome: str,
-        *,
-        reconciled: bool = False,
-        error: BaseException | None = None,
-    ) -> None:
-        result = self.result
-        result.unknown.remove(item)
-        result.unknown_count -= 1
-        upload = _upload(item)
+    def _settle_applied(self, item: ItemResult) -> None:
+        self.result.settle_unknown(item, None, keep=self.keep_succeeded)
+        self.result.reconciled_count += 1
         if self.journal is not None:
+            upload = _upload(item)
             key = _snapshot_key(upload.kpi_id, upload.snapshot)
             ident = self.entries.pop(item.index, None)
             self.journal.outcome(
-                ident, outcome, key, item.index, error, was="unknown", reconciled=reconciled
+                ident, "succeeded", key, item.index, was="unknown", reconciled=True
             )
-        if outcome == "succeeded":
-            result.succeeded_count += 1
-            if self.keep_succeeded:
-                result.succeeded.append(upload)
 
     def _conflict(self, item: ItemResult, kpi_id: str, held: Sequence[float | None]) -> None:
         upload = _upload(item)
@@ -164,8 +151,7 @@ class _Round:
             kpi_id=kpi_id,
             found=list(held),
         )
-        index = self.result.unknown.index(item)
-        self.result.unknown[index] = ItemResult(item.index, upload, error)
+        self.result.replace_unknown(item, error)
         self.result.conflict_count += 1
 
     async def resend(self, item: ItemResult) -> None:
@@ -187,38 +173,29 @@ class _Round:
             except (UnknownOutcomeError, ResponseDecodeError) as exc:
                 self._again_unknown(item, ident, exc)
             except GtmhubError as exc:
-                self._settle_resend(item, ident, "failed", exc)
+                self._settle_resend(item, ident, exc)
             else:
-                self._settle_resend(item, ident, "succeeded", None)
+                self._settle_resend(item, ident, None)
 
     def _again_unknown(self, item: ItemResult, ident: int | None, exc: BaseException) -> None:
-        upload = _upload(item)
-        index = self.result.unknown.index(item)
-        self.result.unknown[index] = ItemResult(item.index, upload, exc)
+        self.result.replace_unknown(item, exc)
         if self.journal is not None and ident is not None:
+            upload = _upload(item)
             key = _snapshot_key(upload.kpi_id, upload.snapshot)
             self.journal.outcome(ident, "unknown", key, item.index, exc)
             self.entries[item.index] = ident
 
     def _settle_resend(
-        self, item: ItemResult, ident: int | None, outcome: str, exc: BaseException | None
+        self, item: ItemResult, ident: int | None, exc: BaseException | None
     ) -> None:
-        result = self.result
-        upload = _upload(item)
-        result.unknown.remove(item)
-        result.unknown_count -= 1
+        self.result.settle_unknown(item, exc, keep=self.keep_succeeded)
+        if exc is None:
+            self.result.resent_count += 1
         if self.journal is not None and ident is not None:
+            upload = _upload(item)
             key = _snapshot_key(upload.kpi_id, upload.snapshot)
+            outcome = "succeeded" if exc is None else "failed"
             self.journal.outcome(ident, outcome, key, item.index, exc)
-        if outcome == "succeeded":
-            result.succeeded_count += 1
-            result.resent_count += 1
-            if self.keep_succeeded:
-                result.succeeded.append(upload)
-        else:
-            assert exc is not None
-            result.failed.append(ItemResult(item.index, upload, exc))
-            result.failed_count += 1
 
 
 async def reconcile_result(
