@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import statistics
 import sys
 import time
@@ -40,6 +41,7 @@ from redis_server import RedisServer, worker_command, worker_env, worst_window
 
 from gtmhub_async.limits import RateLimit
 from gtmhub_async.redis_limits import RedisRateLimit
+from gtmhub_async.testing.simulator import SimServer
 
 RATE = 100
 DURATION = 5.0
@@ -137,30 +139,15 @@ async def _saturate(
 
 
 def _early_throttle() -> Any:
-    return lambda t: (429, {"Retry-After": "1"}) if 0.1 <= t < 0.4 else None
+    return SimServer(lambda t: None, random.Random(0), throttle=(0.1, 0.4)).http_answer
 
 
 def _stray_503s() -> Any:
-    import random
-
-    rng = random.Random(2)
-    return lambda t: (503, {"Retry-After": "0"}) if rng.random() < 0.05 else None
+    return SimServer(lambda t: None, random.Random(2), unavailable=0.05).http_answer
 
 
 def _hidden_30() -> Any:
-    import math
-
-    accepted: list[float] = []
-
-    def answer(t: float) -> tuple[int, dict[str, str]] | None:
-        while accepted and accepted[0] < t - 1.0:
-            accepted.pop(0)
-        if len(accepted) >= 30:
-            return 429, {"Retry-After": str(max(1, math.ceil(accepted[0] + 1.0 - t)))}
-        accepted.append(t)
-        return None
-
-    return answer
+    return SimServer(lambda t: 30, random.Random(0)).http_answer
 
 
 #: name -> (answer factory, max_rate, duration, judged from, target rate)

@@ -6,10 +6,12 @@ log (arrivals and their answers), never on a wall clock.
 
 from __future__ import annotations
 
+import random
+
 import attrs
 import pytest
 
-from gtmhub_async.testing.simulator import SCENARIOS, Scenario, SimResult, simulate
+from gtmhub_async.testing.simulator import SCENARIOS, Scenario, SimResult, SimServer, simulate
 
 SEEDS = (1, 2, 3)
 
@@ -134,3 +136,15 @@ def test_a_hidden_limit_with_stray_503s_is_still_found(seed: int) -> None:
     assert answered >= 0.9 * 250
     assert result.share(429, 3) < 0.02
     assert result.limiter.core.confirmed
+
+
+def test_the_model_server_answers_a_stub_http_server_with_retry_after_headers() -> None:
+    server = SimServer(lambda t: 2, random.Random(0), throttle=(5.0, 6.0), unavailable=0.0)
+    assert [server.http_answer(0.1 * i) for i in range(2)] == [None, None]
+    # Full until the first accepted request leaves the window: Retry-After rounds up.
+    assert server.http_answer(0.3) == (429, {"Retry-After": "1"})
+    assert server.http_answer(5.5) == (429, {"Retry-After": "1"})  # the throttle window
+    assert server.http_answer(7.0) is None
+    assert server.log == [(0.0, 200), (0.1, 200), (0.3, 429), (5.5, 429), (7.0, 200)]
+    stray = SimServer(lambda t: None, random.Random(0), unavailable=1.0, unavailable_retry_after=0)
+    assert stray.http_answer(0.0) == (503, {"Retry-After": "0"})

@@ -22,6 +22,7 @@ from gtmhub_async import GtmhubError, RateLimiterUnavailableError
 from gtmhub_async.errors import ClientStateError
 from gtmhub_async.limits import LimiterFactory
 from gtmhub_async.redis_limits import RedisLimiter, RedisRateLimit
+from gtmhub_async.testing.simulator import SimServer
 
 
 class Arrivals:
@@ -518,9 +519,7 @@ async def _scenario(
 async def test_redis_scenario_1_an_early_throttle_is_forgotten(
     redis_server: RedisServer, arrivals: Arrivals
 ) -> None:
-    def answer(t: float) -> tuple[int, dict[str, str]] | None:
-        return (429, {"Retry-After": "1"}) if 0.1 <= t < 0.4 else None
-
+    answer = SimServer(lambda t: None, random.Random(0), throttle=(0.1, 0.4)).http_answer
     slots, log = await _scenario(redis_server, arrivals, answer, rate=50, duration=7.0)
     assert any(status == 429 for _, _, status in log)
     # The schedule: at least 95% of 50/s (less the 2% slack) from 5 s on.
@@ -533,11 +532,7 @@ async def test_redis_scenario_1_an_early_throttle_is_forgotten(
 async def test_redis_scenario_2_stray_503s_do_not_cut_the_shared_rate(
     redis_server: RedisServer, arrivals: Arrivals
 ) -> None:
-    rng = random.Random(2)
-
-    def answer(t: float) -> tuple[int, dict[str, str]] | None:
-        return (503, {"Retry-After": "0"}) if rng.random() < 0.05 else None
-
+    answer = SimServer(lambda t: None, random.Random(2), unavailable=0.05).http_answer
     slots, log = await _scenario(redis_server, arrivals, answer, rate=100, duration=5.0)
     assert sum(1 for _, _, status in log if status == 503) >= 5
     assert _slot_rate(slots, 3.0, 5.0) >= 0.9 * 100 / 1.02
@@ -546,16 +541,8 @@ async def test_redis_scenario_2_stray_503s_do_not_cut_the_shared_rate(
 async def test_redis_scenario_3_settles_at_a_hidden_limit(
     redis_server: RedisServer, arrivals: Arrivals
 ) -> None:
-    accepted: list[float] = []
-
-    def answer(t: float) -> tuple[int, dict[str, str]] | None:
-        while accepted and accepted[0] < t - 1.0:
-            accepted.pop(0)
-        if len(accepted) >= 30:
-            return 429, {"Retry-After": str(max(1, math.ceil(accepted[0] + 1.0 - t)))}
-        accepted.append(t)
-        return None
-
+    # The same sliding-window server as the limiter's simulator (and the benchmark).
+    answer = SimServer(lambda t: 30, random.Random(0)).http_answer
     slots, log = await _scenario(redis_server, arrivals, answer, rate=200, duration=9.0)
     # Judged from 5 s: under two CPU hogs the confirming 429 came up to 3.1 s in.
     after = [status for slot, _, status in log if slot >= 5.0]

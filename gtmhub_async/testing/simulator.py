@@ -113,6 +113,13 @@ class SimServer:
         self.log.append((t, answer[0]))
         return answer
 
+    def http_answer(self, t: float) -> tuple[int, dict[str, str]] | None:
+        """Answer as a stub HTTP server does: None for a 200, else (status, headers)."""
+        status, retry_after = self.handle(t)
+        if retry_after is None:
+            return None
+        return status, {"Retry-After": f"{retry_after:g}"}
+
 
 def _no_limit(t: float) -> float | None:
     return None
