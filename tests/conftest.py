@@ -48,3 +48,18 @@ def redis_server() -> Iterator[Any]:
 
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture
+def fresh_converter(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Use a converter built inside the test, so that mutation testing sees its builders run.
+
+    The SDK builds its converter when ``gtmhub_async.converter`` is imported, before mutmut
+    picks a mutant; a test module marked with this fixture checks one built afresh instead.
+    """
+    from gtmhub_async import converter
+
+    built = converter._build()
+    monkeypatch.setattr(converter, "converter", built)
+    monkeypatch.setattr(converter, "_HOOKS", {})
+    return built

@@ -12,6 +12,9 @@ from gtmhub_async import converter
 from gtmhub_async._answers import model, model_list, write_model
 from gtmhub_async.models import Kpi, KpiSnapshot
 
+# Built in each test: mutation testing then measures the converter's builders (conftest).
+pytestmark = pytest.mark.usefixtures("fresh_converter")
+
 KPI = {"id": "a", "name": "A"}
 
 

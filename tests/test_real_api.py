@@ -27,6 +27,9 @@ from gtmhub_async.converter import unstructure
 from gtmhub_async.models import time_zone_form
 from gtmhub_async.testing import FakeGtmhub, Quirks
 
+# Built in each test: mutation testing then measures the converter's builders (conftest).
+pytestmark = pytest.mark.usefixtures("fresh_converter")
+
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeGtmhub]:

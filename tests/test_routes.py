@@ -38,6 +38,9 @@ from gtmhub_async import (
 )
 from gtmhub_async.routes import ROUTES, Route
 
+# Built in each test: mutation testing then measures the converter's builders (conftest).
+pytestmark = pytest.mark.usefixtures("fresh_converter")
+
 TOKEN = "secret-token-123"
 ACCOUNT = "5be26318e5274a0007f17f61"
 BASE = "https://api.example.com/api"

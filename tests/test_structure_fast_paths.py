@@ -13,6 +13,9 @@ from gtmhub_async._tolerant import make_structure_fn
 from gtmhub_async.converter import camel, structure, structure_hook
 from gtmhub_async.models import Aggregation
 
+# Built in each test: mutation testing then measures the converter's builders (conftest).
+pytestmark = pytest.mark.usefixtures("fresh_converter")
+
 KPI_ID = "5be26318e5274a0000000000"
 
 

@@ -15,6 +15,9 @@ from gtmhub_async._tolerant import make_structure_fn
 from gtmhub_async.converter import camel
 from gtmhub_async.models import Kpi, KpiFormatting, KpiPage, KpiSnapshot
 
+# Built in each test: mutation testing then measures the converter's builders (conftest).
+pytestmark = pytest.mark.usefixtures("fresh_converter")
+
 
 def test_a_whole_number_in_a_number_field_reads_as_a_float() -> None:
     snapshot = converter.structure({"value": 5}, KpiSnapshot)

@@ -25,6 +25,9 @@ from gtmhub_async.errors import EXCERPT_LIMIT
 from gtmhub_async.routes import DELETE_KPI, GET_KPI, LIST_KPIS_PAGE, LIST_SNAPSHOTS, GetKpi
 from gtmhub_async.wire import build_request, encode_query_value, parse_response, parse_retry_after
 
+# Built in each test: mutation testing then measures the converter's builders (conftest).
+pytestmark = pytest.mark.usefixtures("fresh_converter")
+
 KPI_ID = "5e8c27e3dcdddaa4addbdee8"
 
 

@@ -17,6 +17,9 @@ from gtmhub_async.errors import (
 from gtmhub_async.routes import GET_KPI, GetKpi
 from gtmhub_async.wire import api_error, build_request, parse_response, parse_retry_after
 
+# Built in each test: mutation testing then measures the converter's builders (conftest).
+pytestmark = pytest.mark.usefixtures("fresh_converter")
+
 NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
 
 
