@@ -41,6 +41,9 @@ class CallState:
     attempt: int = 0
     spent: int = 0
     in_flight: bool = False
+    #: The last answer's Retry-After, parsed once (``Attempt.retry_after``): the session's
+    #: final error reuses it.
+    retry_after: float | None = None
 
 
 @attrs.frozen
@@ -106,7 +109,7 @@ def decide(
         return Return()
     if not policy.retries_status(status, idempotent=request.idempotent, retry_after=retry_after):
         if status >= 500 and not request.idempotent:
-            cause = _api_error(request, attempt.url, outcome)
+            cause = _api_error(attempt, outcome)
             why = f"the server answered {status}"
             return Raise(unknown_outcome(request, attempt.url, state.attempt, why, cause), cause)
         return Return()
@@ -114,7 +117,7 @@ def decide(
         return Return()
     if retry_after is not None and is_throttle(status, retry_after):
         if retry_after > policy.max_retry_after or retry_after > time_left:
-            error = _api_error(request, attempt.url, outcome)
+            error = _api_error(attempt, outcome)
             limit = min(policy.max_retry_after, time_left)
             error.message += (
                 f" (Retry-After {retry_after:g} s is longer than the {limit:.3g} s "
@@ -137,8 +140,15 @@ def _take_quota(quota: RetryQuota, state: CallState, timed_out: bool) -> bool:
     return cost > 0
 
 
-def _api_error(request: PreparedRequest, url: str, answer: Answer) -> ApiError:
-    return api_error(answer.status, answer.headers, answer.body, method=request.method, url=url)
+def _api_error(attempt: Attempt, answer: Answer) -> ApiError:
+    return api_error(
+        answer.status,
+        answer.headers,
+        answer.body,
+        method=attempt.request.method,
+        url=attempt.url,
+        retry_after=attempt.retry_after,
+    )
 
 
 def unknown_outcome(

@@ -161,6 +161,7 @@ class Session:
                             answer.body,
                             method=prepared.method,
                             url=self._url(prepared),
+                            retry_after=state.retry_after,
                         )
                     self.stats.retries += 1
                     logger.info(
@@ -245,6 +246,8 @@ class Session:
                 self.stats.server_errors += 1
         else:
             self.stats.transport_errors += 1
+        # Parsed once per answer: the decision and the error that ends the call reuse it.
+        state.retry_after = retry_after
         attempt = Attempt(
             request=prepared,
             url=self._url(prepared),

@@ -182,9 +182,18 @@ def _error_message(data: Any, raw: bytes) -> str:
 
 
 def api_error(
-    status: int, headers: Mapping[str, str], body: bytes, *, method: str, url: str
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str,
+    url: str,
+    retry_after: float | None = None,
 ) -> ApiError:
-    """Build the exception that stands for a non-2xx answer."""
+    """Build the exception that stands for a non-2xx answer.
+
+    ``retry_after``: the answer's Retry-After when the caller has parsed it already.
+    """
     try:
         data: Any = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
@@ -203,7 +212,11 @@ def api_error(
         return RateLimitError(
             status,
             message,
-            retry_after=parse_retry_after(_header(headers, "Retry-After")),
+            retry_after=(
+                parse_retry_after(_header(headers, "Retry-After"))
+                if retry_after is None
+                else retry_after
+            ),
             **kwargs,
         )
     return cls(status, message, **kwargs)
@@ -217,6 +230,7 @@ def parse_response(
     *,
     method: str = "",
     url: str = "",
+    retry_after: float | None = None,
 ) -> RespT:
     """Turn an answer into the route's model, or raise the matching GtmhubError.
 
@@ -226,7 +240,7 @@ def parse_response(
     read whose body is not the model raises ``ResponseDecodeError``.
     """
     if not 200 <= status < 300:
-        raise api_error(status, headers, body, method=method, url=url)
+        raise api_error(status, headers, body, method=method, url=url, retry_after=retry_after)
     if route.parse is no_content:
         return route.parse(None)
     if route.is_write:

@@ -433,3 +433,37 @@ def test_a_post_whose_deadline_ends_in_the_limiter_was_never_sent() -> None:
         )
         assert error.attempts == 0
     assert state == CallState(attempt=0, spent=0, in_flight=False)
+
+
+@pytest.mark.parametrize("limited", [False, True])
+def test_retry_after_is_parsed_once_per_answer_and_the_final_error_carries_it(
+    monkeypatch: pytest.MonkeyPatch, limited: bool
+) -> None:
+    import gtmhub_async.session
+    import gtmhub_async.wire
+
+    parsed: list[str | None] = []
+    real = gtmhub_async.wire.parse_retry_after
+
+    def counting(value: str | None, **kwargs: Any) -> float | None:
+        parsed.append(value)
+        return real(value, **kwargs)
+
+    monkeypatch.setattr(gtmhub_async.session, "parse_retry_after", counting)
+    monkeypatch.setattr(gtmhub_async.wire, "parse_retry_after", counting)
+    policy = RetryPolicy(max_attempts=2, backoff_base=0.0)
+    rate = RecordingRate([]) if limited else None
+
+    async def main() -> RateLimitError:
+        with aioresponses() as mocked:
+            mocked.add(ANY, "GET", status=429, headers={"Retry-After": "0"})
+            mocked.add(ANY, "GET", status=429, headers={"Retry-After": "7"}, body=b"{}")
+            async with client(retry=policy, rate_limit=rate) as c:
+                with pytest.raises(RateLimitError) as info:
+                    await c.kpis.get(KPI_ID)
+        return info.value
+
+    error = run(main)
+    assert parsed == ["0", "7"]  # one parse per answer, none again for the error
+    assert error.retry_after == 7.0
+    assert error.attempts == 2

@@ -138,3 +138,11 @@ def test_a_decode_error_keeps_the_status_and_the_body(body: bytes, excerpt: str)
 def test_a_prepared_request_names_its_route() -> None:
     prepared = build_request(GET_KPI, GetKpi("5e8c27e3dcdddaa4addbdee8"))
     assert prepared.route_name == "kpis.get"
+
+
+def test_an_api_error_reuses_a_retry_after_its_caller_parsed_or_reads_the_header() -> None:
+    headers = {"Retry-After": "9"}
+    given = api_error(429, headers, b"", method="GET", url="u", retry_after=2.0)
+    read = api_error(429, headers, b"", method="GET", url="u")
+    assert type(given) is type(read) is RateLimitError
+    assert (given.retry_after, read.retry_after) == (2.0, 9.0)
