@@ -176,6 +176,7 @@ def test_a_deadline_while_the_limiter_hears_of_an_applied_post_is_an_unknown_out
     assert type(error) is UnknownOutcomeError
     assert "time budget ran out after 2 s while the request was in flight" in str(error)
     assert error.attempts == 1
+    assert error.url == f"{BASE}/v1/kpis/{KPI_ID}/snapshots"
     assert in_flight
     assert events == ["acquire", (201, None)]
 
