@@ -29,6 +29,8 @@ class _Closing:
     """Shared close behaviour: ``aclose``, ``async with`` and cancel-on-garbage-collection."""
 
     _walk: PageWalk
+    #: Whether dropping this object abandons the walk: not once ``pages()`` handed it on.
+    _owns_walk = True
 
     @property
     def position(self) -> int:
@@ -54,7 +56,7 @@ class _Closing:
         # ``break`` out of ``async for`` closes nothing: when the iterator is dropped,
         # its pages in flight are cancelled here (they finish on the next loop turn).
         walk = getattr(self, "_walk", None)
-        if walk is not None:
+        if walk is not None and self._owns_walk:
             walk.abandon()
 
 
@@ -118,6 +120,9 @@ class KpiIterator(_Closing, AsyncIterator[Kpi]):
         if self._started:
             raise RuntimeError("pages() must be called before iterating over the KPIs")
         self._started = True
+        # The page iterator owns the walk now: ``client.kpis.list().pages()`` drops this
+        # object at once, and that must not stop the walk the page iterator goes on with.
+        self._owns_walk = False
         return KpiPageIterator(self._walk)
 
     async def aclose(self) -> None:

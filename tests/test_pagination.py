@@ -123,6 +123,16 @@ async def test_pages_yields_kpi_pages(fake: FakeGtmhub, client: GtmhubClient) ->
     await it2.aclose()
 
 
+async def test_pages_chained_on_a_dropped_list_iterator_still_walk_every_page(
+    fake: FakeGtmhub, client: GtmhubClient
+) -> None:
+    fake.add_kpis(250)
+    # The KpiIterator is garbage now: its page iterator goes on with the walk alone.
+    pages = [page async for page in client.kpis.list(page_size=100).pages()]
+    assert [len(p.items) for p in pages] == [100, 100, 50]
+    assert [k.id for p in pages for k in p.items] == sorted(fake.kpis)
+
+
 async def test_error_carries_the_position_and_the_walk_resumes(
     fake: FakeGtmhub, client: GtmhubClient
 ) -> None:
