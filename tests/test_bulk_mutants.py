@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ class _Session:
                 state.in_flight = True
                 owner.sent.append(value)
             owner.blocked += 1
+            owner.arrived.set()
             await asyncio.Event().wait()  # until cancelled
         owner.sent.append(value)
         await asyncio.sleep(0)
@@ -77,6 +79,8 @@ class Scripted:
         self.sent: list[float] = []
         self.workers: list[str] = []
         self.blocked = 0
+        #: Set each time a call starts to wait.
+        self.arrived = asyncio.Event()
         self._session = _Session(self)
 
     def open_session(self) -> _Session:
@@ -250,6 +254,7 @@ async def test_a_cancel_settles_each_worker_by_where_its_item_was(
     async def durable(self: Journal) -> None:
         if self._written == 3:  # the third item's intent: its fsync never ends
             syncing[0] += 1
+            client.arrived.set()
             await asyncio.Event().wait()
         await real(self)
 
@@ -267,10 +272,9 @@ async def test_a_cancel_settles_each_worker_by_where_its_item_was(
             result=result,
         )
     )
-    for _ in range(1000):  # until every worker is where the test wants it
-        if client.blocked == 2 and syncing[0]:
-            break
-        await asyncio.sleep(0)
+    while client.blocked < 2 or not syncing[0]:  # until every worker is in place
+        client.arrived.clear()
+        await client.arrived.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -469,3 +473,43 @@ async def test_reconcile_counts_the_items_of_the_whole_upload_that_share_a_day()
             "so it was not sent again",
         )
     ]
+
+
+async def test_a_worker_yields_once_per_256_items_settled_in_a_row_without_a_request(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "j.jsonl"
+    skipped = [up(float(v)) for v in range(520)]
+    write_journal(
+        journal,
+        [line for n, u in enumerate(skipped) for line in (intent(n, key(u)), done(n, key(u)))],
+    )
+    items: list[Any] = [*skipped, up(1000.0), *["bad"] * 300]
+    client = Scripted()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    at: list[int] = []  # the ticker's count at each progress call
+    task = asyncio.create_task(ticker())
+    result = await upload_snapshots(
+        client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+        items,
+        concurrency=1,
+        journal=journal,
+        fsync="none",
+        on_progress=lambda d, t: at.append(ticks),
+    )
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client.sent == [1000.0]
+    assert (result.skipped_count, result.succeeded_count, result.failed_count) == (520, 521, 300)
+    # done -> how often the loop ran other tasks since the previous progress call: once
+    # after the 256th and the 512th skipped item, during the request, after the 256th bad one.
+    turns = {d + 1: b - a for d, (a, b) in enumerate(pairwise(at), 1) if b != a}
+    assert turns == {257: 1, 513: 1, 521: 1, 778: 1}
