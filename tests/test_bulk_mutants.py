@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import inspect
+import logging
+from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
@@ -11,9 +13,10 @@ from typing import Any
 
 import pytest
 from test_bulk import GOOD_ID, upload
-from test_journal import done, intent, lines, write_journal
+from test_journal import Source, done, intent, lines, write_journal
 
 from gtmhub_async import BulkResult, KpiSnapshotRequest, SnapshotUpload, UnknownOutcomeError
+from gtmhub_async import journal as journal_module
 from gtmhub_async.bulk import ItemResult, snapshot_key, upload_snapshots
 from gtmhub_async.errors import (
     BadRequestError,
@@ -22,7 +25,8 @@ from gtmhub_async.errors import (
     SnapshotConflictError,
 )
 from gtmhub_async.journal import Journal
-from gtmhub_async.routes import CREATE_SNAPSHOT, CreateSnapshot
+from gtmhub_async.resources import Kpis
+from gtmhub_async.routes import CREATE_SNAPSHOT, LIST_SNAPSHOTS
 from gtmhub_async.session import CallState
 from gtmhub_async.testing import FakeGtmhub
 
@@ -44,15 +48,22 @@ class _Session:
         self.owner = owner
 
     async def call(
-        self, route: object, params: CreateSnapshot, *, state: CallState | None = None
-    ) -> None:
-        assert route is CREATE_SNAPSHOT
+        self, route: object, params: Any, *, state: CallState | None = None
+    ) -> list[object] | None:
         owner = self.owner
+        if route is LIST_SNAPSHOTS:  # a read-back: the day holds nothing
+            owner.reading += 1
+            owner.most_reading = max(owner.most_reading, owner.reading)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            owner.reading -= 1
+            return []
+        assert route is CREATE_SNAPSHOT
         value = params.snapshot.value
         task = asyncio.current_task()
         assert task is not None
         owner.workers.append(task.get_name())
-        what = owner.plan.get(value)
+        what = owner.plan.pop(value, None)  # each entry is used once
         if what in ("wait", "in-flight"):
             if what == "in-flight":
                 assert state is not None
@@ -65,6 +76,7 @@ class _Session:
         await asyncio.sleep(0)
         if isinstance(what, BaseException):
             raise what
+        return None
 
 
 class Scripted:
@@ -79,6 +91,8 @@ class Scripted:
         self.sent: list[float] = []
         self.workers: list[str] = []
         self.blocked = 0
+        self.reading = 0
+        self.most_reading = 0
         #: Set each time a call starts to wait.
         self.arrived = asyncio.Event()
         self._session = _Session(self)
@@ -513,3 +527,104 @@ async def test_a_worker_yields_once_per_256_items_settled_in_a_row_without_a_req
     # after the 256th and the 512th skipped item, during the request, after the 256th bad one.
     turns = {d + 1: b - a for d, (a, b) in enumerate(pairwise(at), 1) if b != a}
     assert turns == {257: 1, 513: 1, 521: 1, 778: 1}
+
+
+class Resuming:
+    """A sync iterator that ends, then would go on (as a file that grew since its end)."""
+
+    def __init__(self, before: list[SnapshotUpload], after: list[SnapshotUpload]) -> None:
+        self.parts = [iter(before), iter(after)]
+        self.ends = 0
+
+    def __iter__(self) -> Iterator[SnapshotUpload]:
+        return self
+
+    def __next__(self) -> SnapshotUpload:
+        try:
+            return next(self.parts[0])
+        except StopIteration:
+            self.ends += 1
+            self.parts.pop(0)
+            raise
+
+
+async def test_no_worker_reads_past_the_end_of_the_items() -> None:
+    client = Scripted()
+    items = Resuming([up(0.0), up(1.0)], [up(2.0)])
+    result = await upload_snapshots(client, items, concurrency=2)  # type: ignore[arg-type]  # a scripted stand-in for the client
+    assert client.sent == [0.0, 1.0] and items.ends == 1
+    assert result.succeeded_count == result.consumed == 2
+
+
+async def test_a_source_that_cannot_be_closed_is_logged_and_the_upload_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = Scripted()
+    source = Source([up(0.0), "bad", up(2.0)], fail_close=True)  # type: ignore[list-item]  # a bad row on purpose
+    with caplog.at_level(logging.WARNING, logger="gtmhub_async.bulk"):
+        result = await upload_snapshots(
+            client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+            source,
+            concurrency=1,
+            stop_on_error=True,
+        )
+    assert client.sent == [0.0] and source.closed == 1
+    assert seen(result.failed) == [
+        (1, "bad", TypeError, "each item must be a SnapshotUpload, got str")
+    ]
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("gtmhub_async.bulk", logging.WARNING, "closing the items' async iterator failed")
+    ]
+    exc_info = caplog.records[0].exc_info
+    assert exc_info is not None and str(exc_info[1]) == "cannot close"
+
+
+def test_a_direct_call_has_the_defaults_of_kpis_upload_snapshots() -> None:
+    """``bulk.upload_snapshots`` is what ``client.kpis.upload_snapshots`` runs."""
+    direct = inspect.signature(upload_snapshots).parameters
+    public = inspect.signature(Kpis.upload_snapshots).parameters
+    defaults = {n: p.default for n, p in public.items() if p.default is not p.empty}
+    assert {n: p.default for n, p in direct.items() if p.default is not p.empty} == defaults
+    assert defaults["concurrency"] == 16 and defaults["stop_on_error"] is False
+    assert (defaults["retry_unknown"], defaults["reconcile"]) == (False, False)
+    assert defaults["keep_succeeded"] is True
+
+
+async def test_the_journal_groups_intents_for_fsync_interval_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+
+    class Spy:
+        """The journal module's ``asyncio``, with its sleeps recorded."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(asyncio, name)
+
+        @staticmethod
+        async def sleep(delay: float) -> None:
+            waits.append(delay)
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(journal_module, "asyncio", Spy())
+    client = Scripted()
+    result = await upload_snapshots(
+        client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+        [up(0.0), up(1.0)],
+        concurrency=1,
+        journal=tmp_path / "j.jsonl",
+        fsync_interval=0.25,
+    )
+    assert result.ok and client.sent == [0.0, 1.0]
+    assert waits == [0.25, 0.25]  # one group per intent, at concurrency 1
+
+
+async def test_reconcile_reads_back_with_at_most_concurrency_requests_at_once() -> None:
+    kpis = ["5e8c27e3dcdddaa4addbdee" + str(n) for n in range(3)]
+    items = [upload(k, float(n)) for n, k in enumerate(kpis)]
+    lost = {float(n): UnknownOutcomeError("dropped", method="POST") for n in range(3)}
+    client = Scripted(dict(lost))
+    result = await upload_snapshots(client, items, concurrency=1, reconcile=True)  # type: ignore[arg-type]  # a scripted stand-in for the client
+    assert result.ok and result.resent_count == 3
+    assert client.sent == [0.0, 1.0, 2.0] * 2
+    assert client.most_reading == 1
