@@ -38,7 +38,12 @@ def key(item: SnapshotUpload) -> str:
 def seen(items: list[ItemResult]) -> list[tuple[int, Any, type | None, str | None]]:
     """Return each item result as (index, item, error type, error message)."""
     return [
-        (r.index, r.item, None if r.error is None else type(r.error), r.error and str(r.error))
+        (
+            r.index,
+            r.item,
+            None if r.error is None else type(r.error),
+            None if r.error is None else str(r.error),
+        )
         for r in items
     ]
 
