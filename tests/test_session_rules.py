@@ -436,10 +436,14 @@ def test_a_post_whose_deadline_ends_in_the_limiter_was_never_sent() -> None:
     assert state == CallState(attempt=0, spent=0, in_flight=False)
 
 
-@pytest.mark.parametrize("limited", [False, True])
+@pytest.mark.parametrize(
+    ("limited", "last"), [(False, "7"), (True, "7"), (False, "70"), (True, "70")]
+)
 def test_retry_after_is_parsed_once_per_answer_and_the_final_error_carries_it(
-    monkeypatch: pytest.MonkeyPatch, limited: bool
+    monkeypatch: pytest.MonkeyPatch, limited: bool, last: str
 ) -> None:
+    # "7": the last attempt's answer ends the call; "70": longer than the call may wait,
+    # so the retry decision itself raises.
     import gtmhub_async.session
     import gtmhub_async.wire
 
@@ -452,19 +456,19 @@ def test_retry_after_is_parsed_once_per_answer_and_the_final_error_carries_it(
 
     monkeypatch.setattr(gtmhub_async.session, "parse_retry_after", counting)
     monkeypatch.setattr(gtmhub_async.wire, "parse_retry_after", counting)
-    policy = RetryPolicy(max_attempts=2, backoff_base=0.0)
+    policy = RetryPolicy(max_attempts=2 if last == "7" else 3, backoff_base=0.0)
     rate = RecordingRate([]) if limited else None
 
     async def main() -> RateLimitError:
         with aioresponses() as mocked:
             mocked.add(ANY, "GET", status=429, headers={"Retry-After": "0"})
-            mocked.add(ANY, "GET", status=429, headers={"Retry-After": "7"}, body=b"{}")
+            mocked.add(ANY, "GET", status=429, headers={"Retry-After": last}, body=b"{}")
             async with client(retry=policy, rate_limit=rate) as c:
                 with pytest.raises(RateLimitError) as info:
                     await c.kpis.get(KPI_ID)
         return info.value
 
     error = run(main)
-    assert parsed == ["0", "7"]  # one parse per answer, none again for the error
-    assert error.retry_after == 7.0
+    assert parsed == ["0", last]  # one parse per answer, none again for the error
+    assert error.retry_after == float(last)
     assert error.attempts == 2

@@ -13,6 +13,7 @@ from gtmhub_async.errors import (
     RateLimitError,
     ResponseDecodeError,
     UnexpectedRedirectError,
+    excerpt,
 )
 from gtmhub_async.routes import GET_KPI, GetKpi
 from gtmhub_async.wire import api_error, build_request, parse_response, parse_retry_after
@@ -146,3 +147,17 @@ def test_an_api_error_reuses_a_retry_after_its_caller_parsed_or_reads_the_header
     read = api_error(429, headers, b"", method="GET", url="u")
     assert type(given) is type(read) is RateLimitError
     assert (given.retry_after, read.retry_after) == (2.0, 9.0)
+
+
+@pytest.mark.parametrize(
+    "body", [b"  ", b"<html>hello</html>", b"[1, 2]"], ids=["empty", "not-json", "wrong-shape"]
+)
+def test_a_decode_error_keeps_the_body_status_method_and_url(body: bytes) -> None:
+    url = "https://x/api/v1/kpis/1"
+    with pytest.raises(ResponseDecodeError) as info:
+        parse_response(GET_KPI, 203, {}, body, method="GET", url=url)
+    error = info.value
+    kept = excerpt(body)
+    assert kept == body.decode().strip()
+    assert (error.body_excerpt, error.status, error.method, error.url) == (kept, 203, "GET", url)
+    assert str(error).endswith(f"(GET {url}); body: {kept!r}")
