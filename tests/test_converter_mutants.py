@@ -87,6 +87,7 @@ def test_id_tuple_rules(built: Any) -> None:
     assert built.structure(("a",), ids) == ("a",)
     assert built.structure(None, ids) == ()
     assert built.structure([1, "b"], ids) == ("1", "b")
+    assert built.structure([1, 2], ids) == ("1", "2")
     with pytest.raises(TypeError, match=r"^expected a list of ids, got str$"):
         built.structure("ab", ids)
     with pytest.raises(TypeError, match=r"^expected a list of ids, got int$"):
@@ -107,12 +108,20 @@ def test_open_enum_rules(built: Any) -> None:
     assert built.structure("median", Aggregation | str) == "median"
     assert built.structure(None, Aggregation | str | None) is None
     assert built.structure("avg", Aggregation | str | None) is Aggregation.AVG
+    assert built.structure("median", Aggregation | str | None) == "median"
     assert built.structure("sum", Aggregation | str | Unset) is Aggregation.SUM
     assert built.structure("x", TargetOperator | str | Unset) == "x"
     with pytest.raises(TypeError, match=r"^expected a string for Aggregation, got None$"):
         built.structure(None, Aggregation | str)
     with pytest.raises(TypeError, match=r"^expected a string for TargetOperator, got 5$"):
         built.structure(5, TargetOperator | str | Unset)
+
+
+def test_open_enum_may_come_after_str_in_the_union() -> None:
+    # A fresh converter: cattrs caches hooks by type, and ``str | X == X | str``.
+    built = conv_mod._build()
+    assert built.structure("sum", str | Aggregation) is Aggregation.SUM
+    assert built.structure("median", str | Aggregation) == "median"
 
 
 def test_simple_optional_rules(built: Any) -> None:
@@ -160,6 +169,7 @@ def test_create_request_is_read_from_camel_case_and_keeps_unknown_keys(built: An
         extra={"custom": {"a": 1}},
     )
     assert got.aggregation is Aggregation.SUM
+    assert got.extra == {"custom": {"a": 1}}
     assert data == {  # the input is not changed
         "name": "n",
         "ownerIds": [OWNER],
@@ -176,6 +186,12 @@ def test_create_request_without_unknown_keys_has_empty_extra(built: Any) -> None
     got = built.structure({"name": "n"}, CreateKpiRequest)
     assert got == CreateKpiRequest(name="n")
     assert got.extra == {}
+
+
+def test_a_wire_key_named_extra_is_an_unknown_field(built: Any) -> None:
+    got = built.structure({"name": "n", "extra": 1, "other": [2]}, CreateKpiRequest)
+    assert got.extra == {"extra": 1, "other": [2]}
+    assert built.structure({"extra": "x"}, UpdateKpiRequest).extra == {"extra": "x"}
 
 
 def test_update_request_is_read_field_by_field(built: Any) -> None:
