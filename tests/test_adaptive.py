@@ -287,3 +287,20 @@ def test_three_503s_among_many_answers_are_no_wave() -> None:
     assert core.decreases == 0  # 7 of 31: under a quarter
     core.on_throttled(0.0, status=503, saturated=True)  # 8 of 32: a quarter
     assert core.decreases == 1
+
+
+def test_a_time_window_drops_times_through_the_horizon_and_survives_compaction() -> None:
+    from gtmhub_async.adaptive import TimeWindow
+
+    window = TimeWindow()
+    for t in range(3000):
+        window.append(t / 1000)
+    window.drop_through(0.999)  # 0.000 .. 0.999 go, 1.000 is the oldest left
+    assert (len(window), next(iter(window))) == (2000, 1.0)
+    window.drop_through(2.5)  # past half of the array: compacted
+    assert list(window) == [t / 1000 for t in range(2501, 3000)]
+    window.append(3.0)
+    window.drop_through(2.999)
+    assert list(window) == [3.0]
+    window.drop_through(3.0)
+    assert (len(window), list(window)) == (0, [])

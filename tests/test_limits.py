@@ -390,9 +390,9 @@ def test_aclose_fails_waiters_and_later_acquires() -> None:
         waiter = asyncio.create_task(limiter.acquire())
         await asyncio.sleep(0)
         await limiter.aclose()
-        with pytest.raises(ClientStateError, match="closed"):
+        with pytest.raises(ClientStateError, match=r"^the rate limiter was closed$"):
             await waiter
-        with pytest.raises(ClientStateError, match="closed"):
+        with pytest.raises(ClientStateError, match=r"^the rate limiter is closed$"):
             await limiter.acquire()
         await limiter.aclose()  # idempotent
 
@@ -406,7 +406,9 @@ def test_acquire_on_another_loop_is_refused() -> None:
     limiter = run(opener)
 
     async def main() -> None:
-        with pytest.raises(ClientStateError, match="another event loop"):
+        with pytest.raises(
+            ClientStateError, match=r"^the rate limiter was opened on another event loop$"
+        ):
             await limiter.acquire()
 
     run(main)

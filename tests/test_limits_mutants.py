@@ -8,7 +8,6 @@ import logging
 
 import pytest
 
-from gtmhub_async.errors import ClientStateError
 from gtmhub_async.limits import LocalLimiter, RateLimit
 from gtmhub_async.testing.simulator import run_virtual as run
 
@@ -17,36 +16,6 @@ def open_local(rate: RateLimit) -> LocalLimiter:
     limiter = rate.open(key="k")
     assert isinstance(limiter, LocalLimiter)
     return limiter
-
-
-def test_the_closed_limiter_errors_say_what_happened() -> None:
-    async def main() -> None:
-        limiter = open_local(RateLimit(1))
-        await limiter.acquire()
-        waiter = asyncio.create_task(limiter.acquire())
-        await asyncio.sleep(0)
-        await limiter.aclose()
-        with pytest.raises(ClientStateError, match=r"^the rate limiter was closed$"):
-            await waiter
-        with pytest.raises(ClientStateError, match=r"^the rate limiter is closed$"):
-            await limiter.acquire()
-
-    run(main)
-
-
-def test_a_limiter_used_on_another_loop_says_so() -> None:
-    async def opener() -> LocalLimiter:
-        return open_local(RateLimit(1))
-
-    limiter = run(opener)
-
-    async def main() -> None:
-        with pytest.raises(
-            ClientStateError, match=r"^the rate limiter was opened on another event loop$"
-        ):
-            await limiter.acquire()
-
-    run(main)
 
 
 def test_the_gate_closure_log_line_names_the_wait_the_status_and_the_retry_after(

@@ -332,21 +332,6 @@ async def test_pages_may_be_asked_for_only_once_and_before_iterating(
     await it2.aclose()
 
 
-async def test_a_dropped_iterator_cancels_its_fetches_before_they_are_sent(
-    fake: FakeGtmhub, client: GtmhubClient
-) -> None:
-    fake.add_kpis(1000)
-    it = client.kpis.list(page_size=50, prefetch=3)
-    await anext(it)
-    tasks = prefetch_tasks()
-    assert len(tasks) == 3
-    del it
-    gc.collect()
-    await asyncio.wait(tasks)
-    assert all(t.cancelled() for t in tasks)
-    assert spans(fake) == [("0", "50")]
-
-
 async def test_a_walk_whose_page_iterator_was_dropped_yields_nothing_more(
     fake: FakeGtmhub, client: GtmhubClient
 ) -> None:
