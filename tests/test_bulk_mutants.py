@@ -106,6 +106,11 @@ class Scripted:
         return self._session
 
 
+async def run_upload(client: Scripted, items: Any, **kwargs: Any) -> BulkResult:
+    """Run ``upload_snapshots`` with the scripted stand-in as its client."""
+    return await upload_snapshots(client, items, **kwargs)  # type: ignore[arg-type]  # a stand-in
+
+
 def up(value: float) -> SnapshotUpload:
     return upload(GOOD_ID, value)
 
@@ -120,8 +125,8 @@ async def test_each_outcome_lands_in_its_list_with_its_journal_line_and_progress
     client = Scripted({2.0: refused, 3.0: garbled, 4.0: broken})
     items: list[Any] = [up(0.0), "bad", up(2.0), up(3.0), up(4.0)]
     progress: list[tuple[int, int | None]] = []
-    result = await upload_snapshots(
-        client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+    result = await run_upload(
+        client,
         items,
         concurrency=1,
         journal=journal,
@@ -178,8 +183,8 @@ async def test_a_client_state_error_fails_its_item_journals_it_and_reaches_the_c
     items = [up(0.0), up(1.0), up(2.0)]
     result = BulkResult()
     with pytest.raises(ClientStateError, match=r"^the client was closed$"):
-        await upload_snapshots(
-            client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+        await run_upload(
+            client,
             items,
             concurrency=1,
             journal=journal,
@@ -219,8 +224,8 @@ async def test_an_intent_not_made_durable_is_not_attempted_closed_in_the_journal
     result = BulkResult()
     progress: list[int] = []
     with pytest.raises(OSError, match=r"^\[Errno 5\] I/O error$"):
-        await upload_snapshots(
-            client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+        await run_upload(
+            client,
             items,
             concurrency=1,
             journal=journal,
@@ -250,8 +255,8 @@ async def test_an_intent_that_cannot_be_written_leaves_no_line_and_is_raised(
     items = [up(0.0), up(1.0)]
     result = BulkResult()
     with pytest.raises(OSError, match=r"^\[Errno 28\] No space left on device$"):
-        await upload_snapshots(
-            client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+        await run_upload(
+            client,
             items,
             concurrency=1,
             journal=journal,
@@ -282,8 +287,8 @@ async def test_a_cancel_settles_each_worker_by_where_its_item_was(
     items = [up(0.0), up(1.0), up(2.0)]
     result = BulkResult()
     task = asyncio.create_task(
-        upload_snapshots(
-            client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+        run_upload(
+            client,
             items,
             concurrency=3,
             journal=journal,
@@ -338,8 +343,8 @@ async def test_an_item_read_while_stopping_is_not_attempted_and_not_journaled(
             yield each
 
     client = Scripted({0.0: BadRequestError(400, "no")})
-    result = await upload_snapshots(
-        client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+    result = await run_upload(
+        client,
         source(),
         concurrency=2,
         stop_on_error=True,
@@ -368,8 +373,8 @@ async def test_stop_on_error_stops_at_a_new_unknown_but_not_at_one_the_journal_r
     items = [up(0.0), up(1.0), up(2.0)]
     lost = UnknownOutcomeError("the connection dropped", method="POST")
     client = Scripted({0.0: lost})
-    first = await upload_snapshots(
-        client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+    first = await run_upload(
+        client,
         items,
         concurrency=1,
         stop_on_error=True,
@@ -383,8 +388,8 @@ async def test_stop_on_error_stops_at_a_new_unknown_but_not_at_one_the_journal_r
     write_journal(journal, [intent(0, k0), done(0, k0, "unknown"), intent(1, k1), done(1, k1)])
     before = journal.read_bytes()
     client = Scripted()
-    again = await upload_snapshots(
-        client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+    again = await run_upload(
+        client,
         items,
         concurrency=1,
         stop_on_error=True,
@@ -515,8 +520,8 @@ async def test_a_worker_yields_once_per_256_items_settled_in_a_row_without_a_req
 
     at: list[int] = []  # the ticker's count at each progress call
     task = asyncio.create_task(ticker())
-    result = await upload_snapshots(
-        client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+    result = await run_upload(
+        client,
         items,
         concurrency=1,
         journal=journal,
@@ -556,7 +561,7 @@ class Resuming:
 async def test_no_worker_reads_past_the_end_of_the_items() -> None:
     client = Scripted()
     items = Resuming([up(0.0), up(1.0)], [up(2.0)])
-    result = await upload_snapshots(client, items, concurrency=2)  # type: ignore[arg-type]  # a scripted stand-in for the client
+    result = await run_upload(client, items, concurrency=2)
     assert client.sent == [0.0, 1.0] and items.ends == 1
     assert result.succeeded_count == result.consumed == 2
 
@@ -567,8 +572,8 @@ async def test_a_source_that_cannot_be_closed_is_logged_and_the_upload_ends(
     client = Scripted()
     source = Source([up(0.0), "bad", up(2.0)], fail_close=True)  # type: ignore[list-item]  # a bad row on purpose
     with caplog.at_level(logging.WARNING, logger="gtmhub_async.bulk"):
-        result = await upload_snapshots(
-            client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+        result = await run_upload(
+            client,
             source,
             concurrency=1,
             stop_on_error=True,
@@ -613,8 +618,8 @@ async def test_the_journal_groups_intents_for_fsync_interval_seconds(
 
     monkeypatch.setattr(journal_module, "asyncio", Spy())
     client = Scripted()
-    result = await upload_snapshots(
-        client,  # type: ignore[arg-type]  # a scripted stand-in for the client
+    result = await run_upload(
+        client,
         [up(0.0), up(1.0)],
         concurrency=1,
         journal=tmp_path / "j.jsonl",
@@ -629,7 +634,7 @@ async def test_reconcile_reads_back_with_at_most_concurrency_requests_at_once() 
     items = [upload(k, float(n)) for n, k in enumerate(kpis)]
     lost = {float(n): UnknownOutcomeError("dropped", method="POST") for n in range(3)}
     client = Scripted(dict(lost))
-    result = await upload_snapshots(client, items, concurrency=1, reconcile=True)  # type: ignore[arg-type]  # a scripted stand-in for the client
+    result = await run_upload(client, items, concurrency=1, reconcile=True)
     assert result.ok and result.resent_count == 3
     assert client.sent == [0.0, 1.0, 2.0] * 2
     assert client.most_reading == 1
