@@ -304,3 +304,15 @@ def test_a_time_window_drops_times_through_the_horizon_and_survives_compaction()
     assert list(window) == [3.0]
     window.drop_through(3.0)
     assert (len(window), list(window)) == (0, [])
+
+
+def test_a_sliding_time_window_keeps_its_storage_bounded() -> None:
+    from gtmhub_async.adaptive import TimeWindow
+
+    window = TimeWindow()
+    for t in range(20_000):
+        window.append(float(t))
+        window.drop_through(t - 10.0)  # the last ten times stay
+    assert len(window) == 10
+    # Memory: the dropped times are compacted away, not kept behind the head forever.
+    assert len(window._times) <= 1025 + 2 * len(window)
