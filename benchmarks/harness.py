@@ -46,13 +46,21 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 #: The longest one child run may take before it is killed (every loop is bounded anyway).
 CHILD_TIMEOUT = 120.0
-#: glibc's mmap threshold, pinned for every benchmark process alike. aiohttp reads each
-#: answer into a fresh 256 KiB buffer; under glibc's default dynamic threshold some
-#: processes pay an mmap + munmap per response and others (which raised the threshold
+#: glibc's mmap and trim thresholds, pinned for every benchmark process alike. aiohttp
+#: reads each answer into a fresh 256 KiB buffer; under glibc's default dynamic threshold
+#: some processes pay an mmap + munmap per response and others (which raised the threshold
 #: early by chance) do not: 12-15 us/request apart, run to run, for the same code.
 #: A fixed 1 MiB threshold makes every process (baseline and SDK) take those buffers
-#: from the heap. Set MALLOC_MMAP_THRESHOLD_ yourself to measure another setting.
-MALLOC_ENV: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": "1048576"}
+#: from the heap. Pinning it also stops glibc's dynamic rule from raising the trim
+#: threshold (to twice the mmap threshold), which then stays at 128 KiB: a process whose
+#: buffer happens to sit at the top of the heap gives it back on every free and faults a
+#: page in again on the next answer (1 minor fault/request, about 10 us), another does not.
+#: So the trim threshold is pinned too, at the 2 MiB that rule would set. Set either
+#: variable yourself to measure another setting.
+MALLOC_ENV: dict[str, str] = {
+    "MALLOC_MMAP_THRESHOLD_": "1048576",
+    "MALLOC_TRIM_THRESHOLD_": "2097152",
+}
 
 
 def child_env() -> dict[str, str]:
@@ -328,6 +336,7 @@ def environment() -> dict[str, Any]:
         "load_average_at_start": [round(x, 2) for x in load],
         "packages": packages,
         "malloc_mmap_threshold": child_env()["MALLOC_MMAP_THRESHOLD_"],
+        "malloc_trim_threshold": child_env()["MALLOC_TRIM_THRESHOLD_"],
     }
 
 
@@ -376,7 +385,8 @@ def _markdown(env: dict[str, Any], results: list[ScenarioResult], command: str) 
         f"- Python {env['python']} ({env['implementation']}); {pkgs}",
         f"- load average at start: {', '.join(str(x) for x in env['load_average_at_start'])}",
         f"- every benchmark process runs with MALLOC_MMAP_THRESHOLD_="
-        f"{env.get('malloc_mmap_threshold', '?')} (glibc; the same for every variant)",
+        f"{env.get('malloc_mmap_threshold', '?')} and MALLOC_TRIM_THRESHOLD_="
+        f"{env.get('malloc_trim_threshold', '?')} (glibc; the same for every variant)",
         "- every figure is the median of the runs (variants interleaved, the order rotating "
         "each round: A B C, B C A ...); ratios are ratios of medians",
         "",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import resource
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -62,10 +63,20 @@ async def _measure(
 ) -> dict[str, float]:
     await _load(warmup, concurrency, one)
     gc.collect()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     wall0, cpu0 = time.perf_counter(), time.process_time()
     await _load(n, concurrency, one)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return {"rps": n / wall, "cpu_us": cpu / n * 1e6, "cpu_rps": n / cpu, "seconds": wall}
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    return {
+        "rps": n / wall,
+        "cpu_us": cpu / n * 1e6,
+        "cpu_rps": n / cpu,
+        "seconds": wall,
+        # Minor page faults: about 1 per request means the allocator gives memory back
+        # and faults it in again on every answer (see harness.MALLOC_ENV).
+        "faults_per_req": faults / n,
+    }
 
 
 async def _client(variant: str, base_url: str, n: int, warmup: int, concurrency: int) -> Any:
@@ -235,9 +246,12 @@ def run(options: Options) -> ScenarioResult:
         f"{paired_ratio(runs, 'sdk_limited', BASELINE, 'rps'):.2f}, req/CPU-s "
         f"{paired_ratio(runs, 'sdk_limited', BASELINE, 'cpu_rps'):.2f}",
         "every process (server, each client run) runs with the same glibc "
-        "MALLOC_MMAP_THRESHOLD_ (harness.MALLOC_ENV): with the default dynamic threshold "
-        "aiohttp's 256 KiB read buffer costs an mmap + munmap per answer in some processes "
-        "and not in others, 12-15 us/request apart for the same code",
+        "MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ (harness.MALLOC_ENV): with the "
+        "default dynamic threshold aiohttp's 256 KiB read buffer costs an mmap + munmap per "
+        "answer in some processes and not in others, 12-15 us/request apart for the same "
+        "code; with only the mmap threshold pinned, a buffer at the top of the heap is "
+        "trimmed and faulted in again per answer in some processes (1 minor fault/request, "
+        "about 10 us) and not in others: 'faults/req' shows it",
         "limiter paired A/B: one process holds both clients and alternates blocks of 1,000 "
         "requests (off/on, then on/off); the figure is the median of per-block-pair ratios. "
         "Separate 4 s runs differ by about 5% on this shared machine, more than the 0.97 "
@@ -257,6 +271,7 @@ def run(options: Options) -> ScenarioResult:
             Column("rps", "req/s"),
             Column("cpu_us", "client CPU us/req", "{:,.1f}"),
             Column("server_cpu_us", "server CPU us/req", "{:,.1f}"),
+            Column("faults_per_req", "faults/req", "{:.2f}"),
             Column("ratio", "x baseline (req/s)", "{:.2f}"),
             Column("cpu_ratio", "x baseline (CPU)", "{:.2f}"),
         ],
