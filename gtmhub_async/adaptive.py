@@ -43,6 +43,17 @@ class TimeWindow:
         """Add a time no earlier than the last one."""
         self._times.append(when)
 
+    def add(self, when: float, horizon: float) -> None:
+        """Add a time no earlier than the last one; forget those through ``horizon`` lazily.
+
+        The hot path of a limiter: the old times go every 256 additions, not on each,
+        so the window may hold stale times; a reader calls ``drop_through`` first.
+        """
+        times = self._times
+        times.append(when)
+        if not len(times) & 255:
+            self.drop_through(horizon)
+
     def drop_through(self, horizon: float) -> None:
         """Forget every time at or before ``horizon``."""
         times = self._times
@@ -230,13 +241,12 @@ class AdaptiveRate:
         """Record an answer the server accepted (anything but a throttle) at ``now``."""
         if now is None:
             now = self.clock()
-        accepted = self._accepted
-        accepted.append(now)
         if self.gate_until == -math.inf:
             # Never throttled: no 503 counted and no backoff streak, only the window
-            # moves. The limiter's hot path for every answer: no _prune call.
-            accepted.drop_through(now - self.time_period - self.slack)
+            # moves, lazily (every reader prunes first). The limiter's hot path.
+            self._accepted.add(now, now - self.time_period - self.slack)
             return
+        self._accepted.append(now)
         self._prune(now)
         if now >= self.gate_until:
             self._streak = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import attrs
@@ -316,3 +317,25 @@ def test_a_sliding_time_window_keeps_its_storage_bounded() -> None:
     assert len(window) == 10
     # Memory: the dropped times are compacted away, not kept behind the head forever.
     assert len(window._times) <= 1025 + 2 * len(window)
+
+
+def test_a_never_throttled_limiter_forgets_old_answers_lazily_and_counts_exactly() -> None:
+    core, clock = core_at(1000)
+    times = []
+    for _ in range(20_000):
+        clock.now += 0.01  # 100 answers a second: about 102 in a window of 1.02 s
+        times.append(clock.now)
+        core.on_accepted()
+    # The hot path drops old times only every 256 answers, so memory stays bounded ...
+    assert len(core._accepted._times) <= 1025 + 256 + 2 * 102
+    # ... and a reader prunes first: exactly the answers of the last time_period + slack.
+    assert core.slack == 0.02
+    assert core.accepted_in_window() == sum(1 for t in times if t > clock.now - 1.02)
+    # Right after any lazy drop too: it forgets only what left time_period + slack.
+    for _ in range(3_000):
+        clock.now += 0.01
+        times.append(clock.now)
+        core.on_accepted()
+        assert core.accepted_in_window() == len(times) - bisect.bisect_right(
+            times, clock.now - 1.02
+        )
