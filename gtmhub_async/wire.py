@@ -133,14 +133,15 @@ def build_request(route: Route[..., Any], params: Call) -> PreparedRequest:
             json_keys[slot.wire] = slot.encode(value)
     if json_keys:
         body = json_keys
+    # Positional: attrs' frozen __init__ costs less without keywords, on every call.
     return PreparedRequest(
-        route_name=route.name,
-        method=route.method,
-        path=route.path.format_map(path_values) if path_values else route.path,
-        query=tuple(query),
-        body=None if body is None else orjson.dumps(body),
-        idempotent=route.idempotent,
-        timeout=params.timeout,
+        route.name,
+        route.method,
+        route.path.format_map(path_values) if path_values else route.path,
+        tuple(query),
+        None if body is None else orjson.dumps(body),
+        route.idempotent,
+        params.timeout,
     )
 
 
