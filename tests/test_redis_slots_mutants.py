@@ -131,8 +131,11 @@ def open_limiter(client: aredis.Redis, **options: Any) -> RedisLimiter:
     return RedisRateLimit(client, kwargs.pop("max_rate", 1), **kwargs).open(key="slots")
 
 
-async def within(aw: Awaitable[T], seconds: float = 5.0) -> T:
-    """Await ``aw`` for at most ``seconds`` of real time (the loop's clock may be virtual)."""
+async def within(aw: Awaitable[T], seconds: float = 30.0) -> T:
+    """Await ``aw``; fail after ``seconds`` of real time, a guard against a hang only.
+
+    The loop's clock may be virtual, so a mutant that sleeps forever would never time out.
+    """
     task = asyncio.ensure_future(aw)
     deadline = time.monotonic() + seconds
     while not task.done():
