@@ -22,8 +22,18 @@ from gtmhub_async.redis_limits.limiter import RedisLimiterStats
 LOGGER = "gtmhub_async.redis_limits"
 #: Nothing listens on port 1: every Redis call is refused at once.
 CLOSED = "redis://127.0.0.1:1/0"
-#: What the limiter makes of that refusal (the Unavailable text).
-REFUSED = "error: ConnectionError: Error 111 connecting to 127.0.0.1:1. Connection refused."
+
+
+def _refused(port: int) -> str:
+    """Return what the limiter makes of a refused connection (the Unavailable text)."""
+    # redis-py's ConnectionError wraps asyncio's OSError for the refused connect.
+    return (
+        f"error: ConnectionError: Error 111 connecting to 127.0.0.1:{port}. "
+        f"Connect call failed ('127.0.0.1', {port})."
+    )
+
+
+REFUSED = _refused(1)
 
 
 def _stats(**changed: Any) -> RedisLimiterStats:
@@ -353,7 +363,7 @@ async def test_a_worker_back_from_the_fallback_is_paced_as_one_of_expected_worke
     finally:
         await limiter.aclose()
     port = redis_server.port
-    refused = REFUSED.replace("127.0.0.1:1.", f"127.0.0.1:{port}.")
+    refused = _refused(port)
     assert _messages(caplog) == [
         (
             logging.WARNING,
