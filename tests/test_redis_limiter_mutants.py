@@ -370,5 +370,8 @@ async def test_a_worker_back_from_the_fallback_is_paced_as_one_of_expected_worke
             f"the shared rate limit in Redis ({limiter.redis_key}) is unavailable ({refused}): "
             "falling back to a local limit of 3.33333 requests per 0.2 s until it answers again",
         ),
-        (logging.WARNING, f"Redis answers again: the shared rate limit {limiter.redis_key} is back"),
+        (
+            logging.WARNING,
+            f"Redis answers again: the shared rate limit {limiter.redis_key} is back",
+        ),
     ]
