@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis_server import RedisServer
 
 from gtmhub_async import RateLimiterUnavailableError
@@ -24,16 +27,21 @@ LOGGER = "gtmhub_async.redis_limits"
 CLOSED = "redis://127.0.0.1:1/0"
 
 
-def _refused(port: int) -> str:
-    """Return what the limiter makes of a refused connection (the Unavailable text)."""
-    # redis-py's ConnectionError wraps asyncio's OSError for the refused connect.
-    return (
-        f"error: ConnectionError: Error 111 connecting to 127.0.0.1:{port}. "
-        f"Connect call failed ('127.0.0.1', {port})."
-    )
+async def _refused(port: int) -> str:
+    """Return what the limiter makes of a refused connection (the Unavailable text).
 
-
-REFUSED = _refused(1)
+    The limiter's part ("error: <type>: ") is fixed; the rest is redis-py's and asyncio's own
+    wording, read from the installed versions rather than written down here.
+    """
+    # No retries, as the limiter's own client: redis-py's default retries take seconds.
+    client = aredis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+    try:
+        await client.ping()
+    except RedisConnectionError as exc:
+        return f"error: ConnectionError: {exc}"
+    finally:
+        await client.aclose()
+    raise AssertionError(f"something answers on 127.0.0.1:{port}")
 
 
 def _stats(**changed: Any) -> RedisLimiterStats:
@@ -155,8 +163,9 @@ async def test_a_limiter_refuses_a_loop_other_than_its_own() -> None:
 
 async def test_raise_mode_names_the_redis_key_when_redis_refuses() -> None:
     limiter = RedisRateLimit.from_url(CLOSED, 10).open(key="k")
+    refused = await _refused(1)
     expected = (
-        f"the shared rate limit in Redis ({limiter.redis_key}) is unavailable: {REFUSED}. "
+        f"the shared rate limit in Redis ({limiter.redis_key}) is unavailable: {refused}. "
         "No request was sent; on_redis_error='local' would fall back to a local limit instead"
     )
     try:
@@ -259,8 +268,9 @@ async def test_a_throttle_redis_cannot_hear_pauses_the_worker_by_its_retry_after
         assert limiter.stats == _stats(throttled=3, redis_errors=3)
     finally:
         await limiter.aclose()
+    refused = await _refused(1)
     assert _messages(caplog) == [
-        (logging.WARNING, f"could not share a {status} with the other workers: {REFUSED}")
+        (logging.WARNING, f"could not share a {status} with the other workers: {refused}")
         for status in (429, 503, 429)
     ]
 
@@ -326,11 +336,12 @@ async def test_in_local_mode_a_throttle_reaches_the_local_limit_and_not_redis(
         )
     finally:
         await limiter.aclose()
+    refused = await _refused(1)
     assert _messages(caplog) == [
         (
             logging.WARNING,
             f"the shared rate limit in Redis ({limiter.redis_key}) is unavailable "
-            f"({REFUSED}): falling back to a local limit of 10 requests per 0.05 s until it "
+            f"({refused}): falling back to a local limit of 10 requests per 0.05 s until it "
             "answers again",
         )
     ]
@@ -348,6 +359,7 @@ async def test_a_worker_back_from_the_fallback_is_paced_as_one_of_expected_worke
     span = 0.2 + 0.015  # time_period + the default slack (15 ms)
     try:
         await asyncio.to_thread(redis_server.stop)
+        refused = await _refused(redis_server.port)
         await limiter.acquire()  # local, after a quiet spell
         await asyncio.to_thread(redis_server.start)  # empty: a restart
         await limiter.acquire()  # the probe (0.1 s after the failure) is due: back on Redis
@@ -362,8 +374,6 @@ async def test_a_worker_back_from_the_fallback_is_paced_as_one_of_expected_worke
         assert rec - slot == pytest.approx((0.1 + span) * 1e6, abs=1.0)
     finally:
         await limiter.aclose()
-    port = redis_server.port
-    refused = _refused(port)
     assert _messages(caplog) == [
         (
             logging.WARNING,
