@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -125,10 +126,28 @@ def recording(server: RedisServer) -> Recording:
     return Recording.from_url(server.url).setup()
 
 
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[Recording]:
+    """A recording client of the test's redis-server, closed after the test."""
+    recorder = recording(redis_server)
+    yield recorder
+    await recorder.aclose()
+
+
 def open_limiter(client: aredis.Redis, **options: Any) -> RedisLimiter:
     """Open a limiter of 1 request per 1 s with a 3 s slack: slots 4 s apart, tolerance 1 s."""
     kwargs: dict[str, Any] = {"slack": 3.0, "redis_timeout": 60.0, **options}
     return RedisRateLimit(client, kwargs.pop("max_rate", 1), **kwargs).open(key="slots")
+
+
+@contextlib.asynccontextmanager
+async def opened(client: aredis.Redis, **options: Any) -> AsyncIterator[RedisLimiter]:
+    """Open a limiter as ``open_limiter`` does; close it on the way out."""
+    limiter = open_limiter(client, **options)
+    try:
+        yield limiter
+    finally:
+        await limiter.aclose()
 
 
 async def within(aw: Awaitable[T], seconds: float = 30.0) -> T:
@@ -155,12 +174,10 @@ async def redis_now_us(client: aredis.Redis) -> int:
 
 
 async def test_each_call_tells_the_script_the_last_slot_and_neutral_values(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    client: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = recording(redis_server)
     client.clock = virtual_clock(monkeypatch)
-    limiter = open_limiter(client)
-    try:
+    async with opened(client) as limiter:
         await within(limiter.acquire())
         # A free schedule: no wait, so no second trip to check the gate.
         assert client.modes() == ["acquire"]
@@ -193,39 +210,29 @@ async def test_each_call_tells_the_script_the_last_slot_and_neutral_values(
         assert limiter.last_slot == second.reply[1] / US
         assert limiter.stats.forfeited == 0
         assert limiter.stats.script_loads == 1
-    finally:
-        await limiter.aclose()
-        await client.aclose()
 
 
 async def test_a_throttle_while_a_coroutine_waits_is_told_as_saturated(
-    redis_server: RedisServer,
+    client: Recording,
 ) -> None:
-    client = recording(redis_server)
-    limiter = open_limiter(client, max_rate=100, slack=None, redis_timeout=5.0)
-    try:
+    async with opened(client, max_rate=100, slack=None, redis_timeout=5.0) as limiter:
         waiting = asyncio.create_task(limiter.acquire())
         await asyncio.sleep(0)  # the coroutine is inside acquire(), waiting for Redis
         await limiter.on_response(429, 0.0)
         await within(waiting)
         throttles = [c for c in client.answered() if c.argv["mode"] == "throttle"]
         assert [c.argv["saturated"] for c in throttles] == ["1"]
-    finally:
-        await limiter.aclose()
-        await client.aclose()
 
 
 # --- lateness -----------------------------------------------------------------------------
 
 
 async def test_a_slot_reached_later_than_the_tolerance_is_given_up_and_reported(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: Recording, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    client = recording(redis_server)
     client.clock = virtual_clock(monkeypatch)
-    limiter = open_limiter(client)  # tolerance: a third of the 3 s slack, exactly 1 s
-    try:
+    async with opened(client) as limiter:  # tolerance: a third of the 3 s slack, exactly 1 s
         await within(limiter.acquire())  # a round trip of 0 s: the fastest seen
         # The schedule is free again (no wait), and Redis answers in exactly the
         # tolerance: not late.
@@ -259,9 +266,6 @@ async def test_a_slot_reached_later_than_the_tolerance_is_given_up_and_reported(
         assert retry.argv["forfeit"] == str(late.reply[1])
         assert limiter.last_slot == retry.reply[1] / US
         assert limiter.stats.acquired == 4
-    finally:
-        await limiter.aclose()
-        await client.aclose()
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert [m for m in messages if m.startswith("woke")] == [
         "woke up 1500.0 ms late for a slot: reserving another",
@@ -270,13 +274,11 @@ async def test_a_slot_reached_later_than_the_tolerance_is_given_up_and_reported(
 
 
 async def test_lateness_is_counted_beyond_the_fastest_round_trips(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    client: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Redis that always takes 5 s (virtual) to answer makes no slot late; 2 s more does."""
-    client = recording(redis_server)
     client.clock = virtual_clock(monkeypatch)
-    limiter = open_limiter(client)
-    try:
+    async with opened(client) as limiter:
         client.rtt = [5.0]
         await within(limiter.acquire())  # one trip of 5 s: on time
         assert limiter.stats.forfeited == 0
@@ -297,19 +299,14 @@ async def test_lateness_is_counted_beyond_the_fastest_round_trips(
         await within(limiter.acquire())
         assert limiter.stats.forfeited == 2
         assert limiter.stats.acquired == 4
-    finally:
-        await limiter.aclose()
-        await client.aclose()
 
 
 async def test_a_fast_gate_check_shows_a_slow_reservation_was_late(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    client: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fastest round trip is learnt from gate checks too."""
-    client = recording(redis_server)
     client.clock = virtual_clock(monkeypatch)
-    limiter = open_limiter(client)
-    try:
+    async with opened(client) as limiter:
         client.rtt = [5.0]
         await within(limiter.acquire())
         # Reserving takes 5 s, but the check after the wait takes 0 s: 5 s late.
@@ -317,18 +314,14 @@ async def test_a_fast_gate_check_shows_a_slow_reservation_was_late(
         await within(limiter.acquire())
         assert limiter.stats.forfeited == 1
         assert client.modes() == ["acquire", "acquire", "check", "acquire", "check"]
-    finally:
-        await limiter.aclose()
-        await client.aclose()
 
 
 # --- the gate closing while a worker sleeps -------------------------------------------
 
 
 async def test_a_gate_closed_during_the_wait_voids_the_slot_however_short(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    client: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = recording(redis_server)
     client.clock = virtual_clock(monkeypatch)
     limiter = open_limiter(client)
     checks = 0
@@ -372,37 +365,29 @@ async def test_a_gate_closed_during_the_wait_voids_the_slot_however_short(
         assert limiter.stats.acquired == 2
     finally:
         await limiter.aclose()
-        await client.aclose()
 
 
 # --- the worker's own view of the gate --------------------------------------------------
 
 
 async def test_a_gate_that_ends_now_holds_nothing_back(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    client: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = recording(redis_server)
     clock = client.clock = virtual_clock(monkeypatch)
-    limiter = open_limiter(client)
-    try:
+    async with opened(client) as limiter:
         await limiter.on_response(429, 0.0)  # a gate of 0 s: it ends at this very instant
         start = clock.now
         await within(limiter.acquire())  # the clock does not move: no wait at all
         assert clock.now == start
         assert client.modes() == ["throttle", "acquire"]
         assert limiter.stats.acquired == 1
-    finally:
-        await limiter.aclose()
-        await client.aclose()
 
 
 async def test_acquire_waits_out_the_workers_own_gate_then_reserves(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    client: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = recording(redis_server)
     clock = client.clock = virtual_clock(monkeypatch)
-    limiter = open_limiter(client)
-    try:
+    async with opened(client) as limiter:
         await limiter.on_response(429, 2.0)  # this worker pauses 2 s
         # Open the shared gate again: this test is about the worker's own view.
         await client.hset(limiter.redis_key, "gate", "0")
@@ -416,9 +401,6 @@ async def test_acquire_waits_out_the_workers_own_gate_then_reserves(
         assert reserve.reply is not None
         assert limiter.last_slot == reserve.reply[1] / US
         assert limiter.stats.acquired == 1
-    finally:
-        await limiter.aclose()
-        await client.aclose()
 
 
 # --- rejoining after the local fallback -------------------------------------------------
@@ -426,8 +408,8 @@ async def test_acquire_waits_out_the_workers_own_gate_then_reserves(
 
 async def test_the_rejoin_reservation_alone_tells_the_script_to_rejoin(
     redis_server: RedisServer,
+    client: Recording,
 ) -> None:
-    client = recording(redis_server)
     limit = RedisRateLimit(
         client,
         20,
@@ -465,7 +447,6 @@ async def test_the_rejoin_reservation_alone_tells_the_script_to_rejoin(
         assert len(rejoins) >= 2
     finally:
         await limiter.aclose()
-        await client.aclose()
 
 
 async def test_a_local_start_is_counted_once() -> None:
@@ -534,20 +515,15 @@ async def test_no_answer_within_the_timeout_is_named_with_the_timeout() -> None:
 
 
 async def test_a_lost_script_is_loaded_again_and_logged(
-    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    client: Recording, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    client = recording(redis_server)
-    limiter = open_limiter(client, max_rate=100, slack=None, redis_timeout=5.0)
-    try:
+    async with opened(client, max_rate=100, slack=None, redis_timeout=5.0) as limiter:
         await limiter.acquire()
         await client.script_flush()
         await limiter.acquire()
         assert limiter.stats.script_loads == 2
         assert limiter.stats.redis_errors == 0
-    finally:
-        await limiter.aclose()
-        await client.aclose()
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert messages.count("Redis lost the rate limit script: loading it again") == 1
 
