@@ -145,9 +145,7 @@ class Session:
                         # A 2xx answer: what decide() does for it, without a coroutine.
                         if fast is not None:
                             fast.heard(answer.status, None)
-                        quota = self._quota
-                        if quota.available < quota.capacity:  # full: nothing to give back
-                            quota.give_back(state.spent or 1)
+                        self._quota.give_back(state.spent or 1)
                         delay = None
                     else:
                         # Still in flight while the limiter hears of the answer: a deadline
